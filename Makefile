@@ -1,0 +1,46 @@
+# accesswatch — `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+AW := $(VENV)/bin/accesswatch
+STAMP := $(VENV)/.installed
+DEMO_DIR ?= .demo
+
+.DEFAULT_GOAL := help
+.PHONY: help install test test-fast lint bench demo demo-offline clean
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): pyproject.toml
+	@test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install accesswatch with its dev tools
+
+test: $(STAMP) ## Run the whole test suite (sets everything up first)
+	$(PY) -m pytest -q
+
+test-fast: $(STAMP) ## Run the tests that need no full-size data set
+	$(PY) -m pytest -q -m "not slow"
+
+lint: $(STAMP) ## ruff and mypy
+	$(VENV)/bin/ruff check accesswatch streams models tests
+	$(VENV)/bin/mypy
+
+bench: $(STAMP) ## Run the benchmarks and write docs/BENCHMARKS.md
+	$(PY) -m benchmarks.run
+
+demo-offline: $(STAMP) ## Generate a small force, backtest it and print the scorecard
+	rm -rf $(DEMO_DIR) && mkdir -p $(DEMO_DIR)
+	$(AW) generate --out $(DEMO_DIR)/force --staff 300 --days 7 --seed 7 > /dev/null
+	$(AW) backtest $(DEMO_DIR)/force/events.jsonl --ref $(DEMO_DIR)/force --out $(DEMO_DIR)/alerts.jsonl
+	$(AW) evaluate --labels $(DEMO_DIR)/force/labels.json --alerts $(DEMO_DIR)/alerts.jsonl
+
+demo: demo-offline ## Run the pipeline on generated data with alerts on screen
+
+clean: ## Remove the venv, demo output and caches
+	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,56 @@
+"""RFC 3339 timestamps, strictly: a zone is required, the separator is ``T``.
+
+RFC 3339 §5.6 allows ``t`` and ``z`` in lower case; we accept them.  A space
+separator (an ISO 8601 habit some feeds have) is not RFC 3339 and is rejected.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+from accesswatch.errors import InvalidRecord
+
+_RFC3339 = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?P<zone>[Zz]|[+-]\d{2}:\d{2})?\Z"
+)
+_ZONELESS = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?\Z")
+
+
+def parse_ts(value: str, field: str = "ts") -> float:
+    """Return the POSIX time of an RFC 3339 timestamp, or raise ``InvalidRecord``.
+
+    >>> parse_ts("2026-03-02T08:00:00+01:00")
+    1772434800.0
+    """
+    m = _RFC3339.match(value)
+    if m is None or m.group("zone") is None:
+        raise InvalidRecord(_explain(value, field, m is not None), "bad_timestamp")
+    text = value.upper()
+    if "." in text:
+        # fromisoformat takes at most 6 fractional digits; RFC 3339 allows more.
+        head, _, rest = text.partition(".")
+        digits = rest[: len(rest) - len(rest.lstrip("0123456789"))]
+        text = head + "." + (digits[:6]).ljust(6, "0") + rest[len(digits) :]
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        raise InvalidRecord(
+            f"{field}: {_show(value)} is not a valid date and time", "bad_timestamp"
+        ) from None
+
+
+def _explain(value: str, field: str, shaped: bool) -> str:
+    if shaped or _ZONELESS.match(value):
+        return f"{field}: no time zone"
+    return f"{field}: {_show(value)} is not an RFC 3339 timestamp"
+
+
+def _show(value: str) -> str:
+    # Timestamps are not personal data, but a hostile value may be anything: bound it.
+    return repr(value if len(value) <= 40 else value[:40] + "…")
+
+
+def format_ts(t: float) -> str:
+    """POSIX time to RFC 3339 UTC with milliseconds, the form alerts carry."""
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"

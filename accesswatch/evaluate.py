@@ -1,0 +1,107 @@
+"""The scorecard of scenarios.md: recall per scenario, false alerts per 1,000 staff per day."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+SCENARIOS = {
+    "S01": "self_lookup", "S02": "family_lookup", "S03": "neighbour_lookup",
+    "S04": "colleague_lookup", "S05": "flagged_record", "S06": "victim_snooping",
+    "S07": "repeat_subject", "S08": "bulk_harvest", "S09": "enumeration", "S10": "off_duty",
+    "S11": "inactive_account", "S12": "bulk_export", "S13": "out_of_area",
+}
+
+
+@dataclass
+class ScenarioScore:
+    scenario: str
+    name: str
+    incidents: int
+    detected: int
+
+    @property
+    def recall(self) -> float | None:
+        return self.detected / self.incidents if self.incidents else None
+
+
+@dataclass
+class Scorecard:
+    scenarios: list[ScenarioScore]
+    alerts: int
+    false_alerts: int
+    staff: int
+    days: float
+    by_rule: dict[str, dict[str, int]] = field(default_factory=dict)
+    missed: list[str] = field(default_factory=list)
+
+    @property
+    def false_per_1000_staff_day(self) -> float:
+        return self.false_alerts / (self.staff / 1000) / self.days if self.staff and self.days else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "scenarios": [{**asdict(s), "recall": s.recall} for s in self.scenarios],
+            "alerts": self.alerts, "false_alerts": self.false_alerts,
+            "false_alerts_per_1000_staff_per_day": round(self.false_per_1000_staff_day, 3),
+            "staff": self.staff, "days": self.days, "by_rule": self.by_rule, "missed": self.missed,
+        }
+
+    def to_text(self) -> str:
+        lines = [f"{'scenario':<22} {'incidents':>9} {'detected':>9} {'recall':>7}"]
+        for s in self.scenarios:
+            recall = "-" if s.recall is None else f"{s.recall:.2f}"
+            lines.append(f"{s.scenario} {s.name:<18} {s.incidents:>9} {s.detected:>9} {recall:>7}")
+        lines += [
+            "",
+            f"alerts {self.alerts}, false alerts {self.false_alerts} "
+            f"({self.false_per_1000_staff_day:.2f} per 1,000 staff per day; "
+            f"{self.staff} staff, {self.days:g} days)",
+            "",
+            f"{'rule':<10} {'alerts':>7} {'true':>6} {'false':>6}",
+        ]
+        for rule_id, c in sorted(self.by_rule.items()):
+            lines.append(f"{rule_id:<10} {c['alerts']:>7} {c['true']:>6} {c['false']:>6}")
+        if self.missed:
+            lines += ["", "missed incidents: " + ", ".join(self.missed)]
+        return "\n".join(lines)
+
+
+def evaluate(labels: dict[str, Any], alerts: list[dict[str, Any]]) -> Scorecard:
+    """Score alerts against labelled incidents, exactly as scenarios.md defines it."""
+    incidents = labels["incidents"]
+    labelled: set[str] = {eid for inc in incidents for eid in inc["event_ids"]}
+    by_user: dict[str, set[str]] = {}
+    for alert in alerts:
+        by_user.setdefault(alert["user_id"], set()).update(alert["event_ids"])
+    total: Counter[str] = Counter()
+    detected: Counter[str] = Counter()
+    missed = []
+    for inc in incidents:
+        total[inc["scenario"]] += 1
+        if by_user.get(inc["user_id"], set()).intersection(inc["event_ids"]):
+            detected[inc["scenario"]] += 1
+        else:
+            missed.append(f"{inc['scenario']}:{inc['incident_id']}")
+    by_rule: dict[str, dict[str, int]] = {}
+    false = 0
+    for alert in alerts:
+        c = by_rule.setdefault(alert["rule_id"], {"alerts": 0, "true": 0, "false": 0})
+        c["alerts"] += 1
+        if labelled.intersection(alert["event_ids"]):
+            c["true"] += 1
+        else:
+            c["false"] += 1
+            false += 1
+    codes = sorted(set(SCENARIOS) | set(total))
+    scores = [ScenarioScore(c, SCENARIOS.get(c, "?"), total[c], detected[c]) for c in codes]
+    return Scorecard(scores, len(alerts), false, int(labels.get("staff", 0)),
+                     float(labels.get("days", 0)), by_rule, missed)
+
+
+def load_alerts(path: Path) -> list[dict[str, Any]]:
+    with path.open("rb") as f:
+        return [json.loads(line) for line in f if line.strip()]

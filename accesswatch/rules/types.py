@@ -1,0 +1,171 @@
+"""Typed rules: one msgspec Struct per kind, unknown keys forbidden."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+import msgspec
+
+Severity = Literal["low", "medium", "high", "critical"]
+Status = Literal["experimental", "stable", "deprecated"]
+Action = Literal["search", "view", "print", "export", "update"]
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|h|d)$")
+_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def seconds(text: str) -> float:
+    """``"30m"`` → 1800.0; ``"7d"`` → 604800.0."""
+    m = _DURATION.match(text.strip())
+    if m is None:
+        raise ValueError(f"{text!r} is not a duration like 90s, 30m, 2h or 7d")
+    return float(m.group(1)) * _UNIT[m.group(2)]
+
+
+class Exempt(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """Who a rule never fires for: an allow-list, usually a shared ``$list``."""
+
+    users: list[str] = []
+    roles: list[str] = []
+    units: list[str] = []
+
+
+class Rule(msgspec.Struct, forbid_unknown_fields=True, frozen=True, tag_field="kind"):
+    id: str
+    title: str
+    severity: Severity
+    status: Status = "stable"
+    tags: list[str] = []
+    description: str = ""
+    # Points added to the member's risk score when this rule raises an alert
+    # (or, for a signal with alert: false, each time it matches).
+    risk: float = 0.0
+    alert: bool = True
+    # Firings of this rule for one member within this span fold into one alert.
+    fold: str = "24h"
+    exempt: Exempt = Exempt()
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[A-Z][A-Z0-9]*-[A-Z0-9-]+", self.id):
+            raise ValueError(f"id {self.id!r} must look like AW-S01")
+        if self.risk < 0:
+            raise ValueError("risk must be >= 0")
+        for name in self.__struct_fields__:
+            value = getattr(self, name)
+            if isinstance(value, str) and name in _DURATION_FIELDS and seconds(value) <= 0:
+                raise ValueError(f"{name} must be > 0")
+
+
+_DURATION_FIELDS = {"fold", "window", "lookback", "grace", "half_life"}
+
+
+class Relationship(Rule, tag="relationship"):
+    relation: Literal["self", "family", "neighbour", "colleague"] = "self"
+    unless_justified: bool = True
+
+
+class FlaggedRecord(Rule, tag="flagged_record"):
+    flags: list[str] = []
+    unless_justified: bool = True
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.flags:
+            raise ValueError("flags must name at least one flag")
+
+
+class Victim(Rule, tag="victim"):
+    flag: str = "victim"
+
+
+class UnjustifiedAccess(Rule, tag="unjustified_access"):
+    subject_types: list[str] = msgspec.field(default_factory=lambda: ["person"])
+
+
+class RepeatSubject(Rule, tag="repeat_subject"):
+    min_days: int = 3
+    lookback: str = "30d"
+    subject_types: list[str] = msgspec.field(default_factory=lambda: ["person"])
+    timezone: str = "Europe/London"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.min_days < 2:
+            raise ValueError("min_days must be >= 2")
+
+
+class OffDuty(Rule, tag="off_duty"):
+    grace: str = "30m"
+
+
+class Account(Rule, tag="account"):
+    condition: Literal["inactive_status", "idle", "unknown"] = "inactive_status"
+    statuses: list[str] = msgspec.field(default_factory=lambda: ["suspended", "leaver"])
+    idle_days: float = 60
+
+
+class OutOfArea(Rule, tag="out_of_area"):
+    window: str = "7d"
+    min_distinct: int = 4
+    subject_types: list[str] = msgspec.field(default_factory=lambda: ["person", "incident", "other"])
+    unless_justified: bool = True
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.min_distinct < 1:
+            raise ValueError("min_distinct must be >= 1")
+
+
+class WindowCount(Rule, tag="window_count"):
+    window: str = "1h"
+    threshold: int = 10
+    actions: list[Action] = msgspec.field(default_factory=lambda: ["search", "view", "print", "export", "update"])
+    distinct_subjects: bool = False
+    only_unjustified: bool = False
+    opens_only: bool = True
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.threshold < 2:
+            raise ValueError("threshold must be >= 2")
+        if not self.actions:
+            raise ValueError("actions must name at least one action")
+
+
+class Volume(Rule, tag="volume"):
+    """Opens in a window against the member's own usual rate per active hour."""
+
+    window: str = "2h"
+    ratio: float = 4.0
+    min_count: int = 40
+    min_unjustified_share: float = 0.5
+    warmup_hours: int = 6
+    cold_min_count: int = 120
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.ratio <= 1:
+            raise ValueError("ratio must be > 1")
+        if not 0 <= self.min_unjustified_share <= 1:
+            raise ValueError("min_unjustified_share must be between 0 and 1")
+
+
+class Risk(Rule, tag="risk"):
+    threshold: float = 20.0
+    half_life: str = "24h"
+    rearm_below: float = 0.5
+
+
+AnyRule = (
+    Relationship | FlaggedRecord | Victim | UnjustifiedAccess | RepeatSubject | OffDuty
+    | Account | OutOfArea | WindowCount | Volume | Risk
+)
+
+
+class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    # Work tails off after a case closes: a closed case still justifies access
+    # by its assignees for this long (0 = the catalogue's strict reading).
+    closed_case_grace: str = "48h"
+    # Events may arrive this late (event time) and still count in windows.
+    lateness: str = "10m"
