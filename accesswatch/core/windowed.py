@@ -35,10 +35,30 @@ def _insert(st: UserState, rule_id: str, entry: Entry, keep: float) -> list[Entr
     return entries
 
 
-def _in_window(entries: list[Entry], t: float, window: float) -> list[Entry]:
+def _in_window(entries: list[Entry], t: float, window: float, distinct: bool = False
+               ) -> list[Entry]:
+    """The fullest span of ``window`` seconds that contains ``t``.
+
+    In order, that is simply the span ending at ``t``.  When ``t`` arrived late,
+    later entries exist and the fullest span may end after it.
+    """
     lo = bisect.bisect_left(entries, t - window, key=lambda e: e[0])
     hi = bisect.bisect_right(entries, t, key=lambda e: e[0])
-    return entries[lo:hi]
+    if hi == len(entries) or entries[-1][0] <= t:
+        return entries[lo:hi]
+    end = bisect.bisect_right(entries, t + window, key=lambda e: e[0])
+    best, best_n = entries[lo:hi], _size(entries[lo:hi], distinct)
+    for j in range(hi, end):
+        start = bisect.bisect_left(entries, entries[j][0] - window, key=lambda e: e[0])
+        span = entries[start:j + 1]
+        n = _size(span, distinct)
+        if n > best_n:
+            best, best_n = span, n
+    return best
+
+
+def _size(span: list[Entry], distinct: bool) -> int:
+    return len({e[2] for e in span}) if distinct else len(span)
 
 
 def _evidence(entries: list[Entry]) -> tuple[list[str], list[str]]:
@@ -56,8 +76,8 @@ def window_count(rule: r.WindowCount, ctx: EventContext, st: UserState) -> Firin
     window = seconds(rule.window)
     entries = _insert(st, rule.id, (ctx.t, ev.event_id, ctx.sid, False),
                       window + ctx.lateness)
-    current = _in_window(entries, ctx.t, window)
-    n = len({e[2] for e in current}) if rule.distinct_subjects else len(current)
+    current = _in_window(entries, ctx.t, window, rule.distinct_subjects)
+    n = _size(current, rule.distinct_subjects)
     if n < rule.threshold:
         return None
     ids, subjects = _evidence(current)
@@ -80,7 +100,7 @@ def out_of_area(rule: r.OutOfArea, ctx: EventContext, st: UserState) -> Firing |
         return None
     window = seconds(rule.window)
     entries = _insert(st, rule.id, (ctx.t, ctx.event.event_id, ctx.sid, True), window + ctx.lateness)
-    current = _in_window(entries, ctx.t, window)
+    current = _in_window(entries, ctx.t, window, distinct=True)
     areas = sorted({ctx.ref.subjects[e[2]].area or "?" for e in current
                     if e[2] in ctx.ref.subjects})
     distinct = len({e[2] for e in current})

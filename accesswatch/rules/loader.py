@@ -89,7 +89,7 @@ def _convert(value: Any, typ: Any, source: str, node: yaml.Node, rule_id: str | 
     except msgspec.ValidationError as e:
         message = str(e)
         field = _PATH.search(message) or _UNKNOWN.search(message)
-        name = field.group(1) if field else message.split(" ", 1)[0]
+        name = field.group(1) if field else message.split(" ", 1)[0].rstrip(":")
         key_node = _keys(node).get(name)
         raise RulesError(source, _line(key_node, node), rule_id, message) from None
 

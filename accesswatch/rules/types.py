@@ -51,9 +51,12 @@ class Rule(msgspec.Struct, forbid_unknown_fields=True, frozen=True, tag_field="k
             raise ValueError(f"id {self.id!r} must look like AW-S01")
         if self.risk < 0:
             raise ValueError("risk must be >= 0")
-        for name in self.__struct_fields__:
-            value = getattr(self, name)
-            if isinstance(value, str) and name in _DURATION_FIELDS and seconds(value) <= 0:
+        for name in _DURATION_FIELDS.intersection(self.__struct_fields__):
+            try:
+                span = seconds(getattr(self, name))
+            except ValueError as e:
+                raise ValueError(f"{name}: {e}") from None
+            if span <= 0:
                 raise ValueError(f"{name} must be > 0")
 
 
