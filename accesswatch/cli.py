@@ -50,6 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("rules", help="validate a rule pack and list its rules")
     r.add_argument("path", type=Path, nargs="?")
+
+    # The live pipeline's commands (worker, topics, load-ref, replay, alerts, config).
+    from streams.commands import add_commands
+
+    _COMMANDS.update(add_commands(sub))
     return parser
 
 

@@ -77,6 +77,8 @@ def window_count(rule: r.WindowCount, ctx: EventContext, st: UserState) -> Firin
     entries = _insert(st, rule.id, (ctx.t, ev.event_id, ctx.sid, False),
                       window + ctx.lateness)
     current = _in_window(entries, ctx.t, window, rule.distinct_subjects)
+    if len(current) < rule.threshold:
+        return None
     n = _size(current, rule.distinct_subjects)
     if n < rule.threshold:
         return None
@@ -119,10 +121,12 @@ def volume(rule: r.Volume, ctx: EventContext, st: UserState) -> Firing | None:
     window = seconds(rule.window)
     entries = _insert(st, rule.id, (ctx.t, ctx.event.event_id, ctx.sid, not ctx.justified),
                       window + ctx.lateness)
-    current = _in_window(entries, ctx.t, window)
-    n = len(current)
     warm = hours >= rule.warmup_hours
     need = max(rule.min_count, rule.ratio * usual * window / 3600) if warm else rule.cold_min_count
+    if len(entries) < need:
+        return None
+    current = _in_window(entries, ctx.t, window)
+    n = len(current)
     if n < need:
         return None
     unjustified = sum(1 for e in current if e[3])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import cache
 from typing import Literal
 
 import msgspec
@@ -15,6 +16,7 @@ _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|h|d)$")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
+@cache
 def seconds(text: str) -> float:
     """``"30m"`` → 1800.0; ``"7d"`` → 604800.0."""
     m = _DURATION.match(text.strip())
