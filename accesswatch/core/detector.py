@@ -19,7 +19,7 @@ from accesswatch.core.alerts import Alert, Fired, alert_id, score
 from accesswatch.core.context import EventContext
 from accesswatch.core.firing import Firing
 from accesswatch.core.state import Fold, UserState
-from accesswatch.reference import ReferenceData
+from accesswatch.reference import ReferenceData, Staff
 from accesswatch.rules import types as r
 from accesswatch.rules.loader import RulePack, load_rules
 from accesswatch.rules.types import seconds
@@ -41,6 +41,11 @@ KINDS: dict[type[r.Rule], Check] = {
 MAX_RISK_EVIDENCE = 30
 
 
+# Kinds that can only match an event that opened a record: skipped for bare searches.
+NEEDS_SUBJECT = (r.Relationship, r.FlaggedRecord, r.Victim, r.UnjustifiedAccess, r.OutOfArea,
+                 r.Volume, r.RepeatSubject)
+
+
 @dataclass(frozen=True, slots=True)
 class _Planned:
     rule: r.Rule
@@ -49,6 +54,11 @@ class _Planned:
     exempt_users: frozenset[str]
     exempt_roles: frozenset[str]
     exempt_units: frozenset[str]
+
+    def exempts(self, staff: Staff | None) -> bool:
+        return staff is not None and (staff.user_id in self.exempt_users
+                                      or staff.role in self.exempt_roles
+                                      or staff.unit in self.exempt_units)
 
 
 class Detector:
@@ -77,6 +87,7 @@ class Detector:
                                  frozenset(e.users), frozenset(e.roles), frozenset(e.units)))
         self.pack = pack
         self._plan = tuple(plan)
+        self._plan_bare = tuple(p for p in plan if not isinstance(p.rule, NEEDS_SUBJECT))
         self._risk = risk
         self._closed_grace = seconds(pack.settings.closed_case_grace)
         self._lateness = seconds(pack.settings.lateness)
@@ -97,9 +108,8 @@ class Detector:
         staff = ctx.staff
         fired: list[Fired] = []
         points, signals = 0.0, []
-        for p in self._plan:
-            if staff is not None and (staff.user_id in p.exempt_users or staff.role in p.exempt_roles
-                                      or staff.unit in p.exempt_units):
+        for p in self._plan if ctx.sid is not None else self._plan_bare:
+            if (p.exempt_users or p.exempt_roles or p.exempt_units) and p.exempts(staff):
                 continue
             firing = p.check(p.rule, ctx, state)
             if firing is None:

@@ -144,7 +144,9 @@ def _baseline(st: UserState, rule_id: str, t: float) -> tuple[float, float]:
     """Count this open into the member's hourly baseline; return (usual, active hours).
 
     The usual rate is an exponentially weighted mean of opens per *active*
-    hour, so nights off and rest days do not dilute it.
+    hour, so nights off and rest days do not dilute it.  An hour far above the
+    usual counts only up to three times the usual (plus a little): a harvest
+    must not teach the baseline that harvesting is normal.
     """
     b = st.baselines.get(rule_id)
     hour = t // 3600
@@ -152,7 +154,7 @@ def _baseline(st: UserState, rule_id: str, t: float) -> tuple[float, float]:
         b = st.baselines[rule_id] = [hour, 0.0, 0.0, 0.0]
     if hour > b[0]:
         if b[1] > 0:
-            b[2] = b[1] if b[3] == 0 else b[2] + 0.1 * (b[1] - b[2])
+            b[2] = b[1] if b[3] == 0 else b[2] + 0.1 * (min(b[1], 3 * b[2] + 5) - b[2])
             b[3] += 1
         b[0], b[1] = hour, 0.0
     b[1] += 1
