@@ -8,7 +8,9 @@ STAMP := $(VENV)/.installed
 DEMO_DIR ?= .demo
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-fast lint bench demo demo-offline clean
+.PHONY: help install tools test test-fast lint bench demo demo-offline clean
+# Debian packages the live tests use: kcat (a Kafka client we did not write) and Prometheus.
+TOOLS := kcat prometheus
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -21,7 +23,17 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## Create .venv and install accesswatch with its dev tools
 
-test: $(STAMP) ## Run the whole test suite (sets everything up first)
+tools: ## Install kcat and prometheus (Debian packages) if missing
+	@missing=""; for t in $(TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; elif command -v sudo >/dev/null; then SUDO=sudo; \
+	  else echo "make tools: need root to install$$missing; the tests using them will skip"; exit 0; fi; \
+	  echo "installing$$missing"; \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+test: $(STAMP) tools ## Run the whole test suite (sets everything up first)
 	$(PY) -m pytest -q
 
 test-fast: $(STAMP) ## Run the tests that need no full-size data set
@@ -40,7 +52,8 @@ demo-offline: $(STAMP) ## Generate a small force, backtest it and print the scor
 	$(AW) backtest $(DEMO_DIR)/force/events.jsonl --ref $(DEMO_DIR)/force --out $(DEMO_DIR)/alerts.jsonl
 	$(AW) evaluate --labels $(DEMO_DIR)/force/labels.json --alerts $(DEMO_DIR)/alerts.jsonl
 
-demo: demo-offline ## Run the pipeline on generated data with alerts on screen
+demo: $(STAMP) ## Live: broker, topics, a generated force, a worker, alerts on screen (Ctrl-C stops)
+	VENV=$(VENV) bash deploy/demo.sh
 
 clean: ## Remove the venv, demo output and caches
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache

@@ -56,9 +56,12 @@ def decode_event(raw: bytes, max_bytes: int = MAX_EVENT_BYTES) -> AccessEvent:
             f"message of {len(raw)} bytes exceeds the {max_bytes}-byte limit", "too_large"
         )
     try:
-        event = _decoder.decode(raw)
-    except msgspec.ValidationError:
-        event = _slow_path(raw)
+        try:
+            event = _decoder.decode(raw)
+        except msgspec.ValidationError:
+            # The typed decoder stops at the first wrong type, before it reaches a
+            # syntax error further on: the slow path may still find one.
+            event = _slow_path(raw)
     except msgspec.DecodeError as e:
         raise _malformed(raw, e) from None
     except UnicodeDecodeError:

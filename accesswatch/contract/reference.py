@@ -68,17 +68,20 @@ _any = msgspec.json.Decoder()
 def decode_reference(kind: str, raw: bytes) -> Any:
     """Decode one reference record of ``kind`` (staff|subject|case|duty)."""
     try:
-        record = _decoders[kind].decode(raw)
-    except msgspec.ValidationError:
-        value = _any.decode(raw)
-        problem = explain(value, schema(kind))
-        if problem is not None:
-            raise problem from None
-        record = msgspec.convert(value, RECORD_TYPES[kind], strict=False)
+        try:
+            record = _decoders[kind].decode(raw)
+        except msgspec.ValidationError:
+            value = _any.decode(raw)
+            problem = explain(value, schema(kind))
+            if problem is not None:
+                raise problem from None
+            record = msgspec.convert(value, RECORD_TYPES[kind], strict=False)
     except msgspec.DecodeError as e:
         raise InvalidRecord(f"not valid JSON: {e}", "invalid_json") from None
     except UnicodeDecodeError:
         raise InvalidRecord("not valid UTF-8", "invalid_utf8") from None
+    except RecursionError:
+        raise InvalidRecord("JSON nested too deeply", "too_deep") from None
     for name in _TIME_FIELDS.get(kind, ()):
         value = getattr(record, name)
         if value is not None:

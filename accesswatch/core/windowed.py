@@ -119,7 +119,9 @@ def volume(rule: r.Volume, ctx: EventContext, st: UserState) -> Firing | None:
         return None
     usual, hours = _baseline(st, rule.id, ctx.t)
     window = seconds(rule.window)
-    entries = _insert(st, rule.id, (ctx.t, ctx.event.event_id, ctx.sid, not ctx.justified),
+    # Vehicle and address checks need no case: they never count as unjustified here.
+    suspect = ctx.subject_type not in rule.casual_types and not ctx.justified
+    entries = _insert(st, rule.id, (ctx.t, ctx.event.event_id, ctx.sid, suspect),
                       window + ctx.lateness)
     warm = hours >= rule.warmup_hours
     need = max(rule.min_count, rule.ratio * usual * window / 3600) if warm else rule.cold_min_count
@@ -136,7 +138,7 @@ def volume(rule: r.Volume, ctx: EventContext, st: UserState) -> Firing | None:
     span = current[-1][0] - current[0][0]
     usual_text = f"their usual is {usual:.0f} an hour" if warm else "they have little history yet"
     what = (f"opened {n} records in {_minutes(span)}; {usual_text}; "
-            f"{unjustified} of them with no justifying case")
+            f"{unjustified} of them people or incidents with no justifying case")
     return Firing(ids, [what], subjects, first_t=current[0][0])
 
 

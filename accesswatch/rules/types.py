@@ -147,6 +147,9 @@ class Volume(Rule, tag="volume"):
     min_unjustified_share: float = 0.5
     warmup_hours: int = 6
     cold_min_count: int = 120
+    # Checks that are ordinary without a case: they count towards volume, not
+    # towards the unjustified share.
+    casual_types: list[str] = msgspec.field(default_factory=lambda: ["vehicle", "address"])
 
     def __post_init__(self) -> None:
         super().__post_init__()

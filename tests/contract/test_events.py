@@ -90,6 +90,10 @@ def test_lower_case_t_and_z_are_rfc3339() -> None:
         (encode(VALID).replace(b"3}", b"NaN}"), "not valid JSON"),
         (b'{"x":' * 3000 + b"1" + b"}" * 3000, "JSON nested too deeply"),
         (encode({**VALID, "pad": "x" * 2_000_000}), "exceeds the 1048576-byte limit"),
+        # a wrong type first, then truncation: the syntax error still wins
+        (b"[[[[", "not valid JSON"),
+        (b"[1,2", "not valid JSON"),
+        (b'{"event_id": [1,2', "not valid JSON"),
     ],
 )
 def test_rejects_with_a_reason(raw: bytes, expected: str) -> None:

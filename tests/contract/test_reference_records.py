@@ -53,3 +53,9 @@ def test_reference_rejections(kind: str, record: dict, expected: str) -> None:
     with pytest.raises(InvalidRecord) as info:
         decode_reference(kind, json.dumps(record).encode())
     assert expected in info.value.reason
+
+
+@pytest.mark.parametrize("raw", [b"[[[[", b'{"user_id": [1,2', b"", b"\xff"])
+def test_reference_malformed_input_is_a_rejection(raw: bytes) -> None:
+    with pytest.raises(InvalidRecord):
+        decode_reference("staff", raw)

@@ -1,0 +1,130 @@
+"""One batch of raw messages through the detection core: no Kafka, no Faust here.
+
+The agent hands over messages and a way to read a member's stored state; it
+gets back what to publish, what to dead-letter and which states to write,
+each member's state read once and written once per batch.
+
+>>> out = run_batch(detector, messages, load_state=lambda uid: None)  # doctest: +SKIP
+>>> out.processed, len(out.rejected), len(out.alerts)                 # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import msgspec
+
+from accesswatch.contract.events import AccessEvent, decode_event
+from accesswatch.core import Alert, Detector, Fired, UserState
+from accesswatch.errors import InvalidRecord
+
+log = logging.getLogger("accesswatch.batch")
+
+
+class Message(Protocol):
+    """What a batch needs of a Kafka message (Faust's ``Message`` fits)."""
+
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+
+
+@dataclass(slots=True)
+class Rejected:
+    message: Message
+    error: InvalidRecord
+
+
+@dataclass(slots=True)
+class BatchOutcome:
+    alerts: list[Alert] = field(default_factory=list)  # new: publish these
+    folded: list[Alert] = field(default_factory=list)  # repeats: count, do not publish
+    rejected: list[Rejected] = field(default_factory=list)
+    processed: int = 0
+    # Every member seen in the batch → (their state, the partition their events came on).
+    states: dict[str, tuple[UserState, int]] = field(default_factory=dict)
+
+
+StateLoader = Callable[[str], UserState | None]
+
+
+def decode(raw: bytes) -> AccessEvent:
+    """``decode_event``, with any stray decoder exception turned into a rejection.
+
+    The contract says a bad message never stops the pipeline: if the decoder
+    lets something other than ``InvalidRecord`` escape (truncated JSON that
+    starts as an array does, with msgspec 0.22), the message is still refused.
+    """
+    try:
+        return decode_event(raw)
+    except InvalidRecord:
+        raise
+    except msgspec.DecodeError:
+        raise InvalidRecord("not valid JSON", "invalid_json") from None
+    except Exception as e:
+        raise InvalidRecord(f"decoder raised {type(e).__name__}", "decode_error") from None
+
+
+def run_batch(detector: Detector, messages: Sequence[Message],
+              load_state: StateLoader) -> BatchOutcome:
+    out = BatchOutcome()
+    events: list[AccessEvent] = []
+    sources: list[Message] = []
+    partition_of: dict[str, int] = {}
+    for m in messages:
+        try:
+            event = decode(m.value if m.value is not None else b"")
+        except InvalidRecord as e:
+            out.rejected.append(Rejected(m, e))
+            continue
+        events.append(event)
+        sources.append(m)
+        # State goes back to the partition the member's events arrive on, so a
+        # worker that later owns that partition recovers it from the changelog.
+        partition_of[event.user_id] = m.partition
+    states: dict[str, UserState] = {}
+    for uid in partition_of:
+        state = load_state(uid)
+        if state is not None:
+            states[uid] = state
+    out.processed = len(events)
+    try:
+        fired = detector.process_batch(events, states)
+    except Exception:
+        log.exception("detection core failed on a batch; retrying event by event")
+        fired = _one_by_one(detector, events, sources, load_state, states, out)
+    for f in fired:
+        (out.folded if f.folded else out.alerts).append(f.alert)
+    out.states = {uid: (st, partition_of[uid]) for uid, st in states.items()}
+    return out
+
+
+def _one_by_one(detector: Detector, events: list[AccessEvent], sources: list[Message],
+                load_state: StateLoader, states: dict[str, UserState],
+                out: BatchOutcome) -> list[Fired]:
+    """Isolate an event the core cannot handle: dead-letter it, keep the rest going."""
+    states.clear()
+    fired: list[Fired] = []
+    for event, source in zip(events, sources, strict=True):
+        state = states.get(event.user_id)
+        if state is None:
+            state = states[event.user_id] = load_state(event.user_id) or UserState()
+        try:
+            fired.extend(detector.process(event, state))
+        except Exception as e:
+            log.error("detection core failed on %s partition %d offset %d: %s",
+                      source.topic, source.partition, source.offset, type(e).__name__)
+            out.processed -= 1
+            out.rejected.append(Rejected(source, InvalidRecord(
+                f"detection core raised {type(e).__name__}", "processing_error")))
+    return fired

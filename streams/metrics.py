@@ -1,0 +1,107 @@
+"""Prometheus metrics of a worker, named for dashboards to rely on.
+
+Labels carry only fixed vocabularies (reason classes, rule ids, severities,
+reference kinds, partition numbers): never a user id, subject id or free text.
+
+>>> from prometheus_client import CollectorRegistry
+>>> m = Metrics(CollectorRegistry())
+>>> m.rejected("invalid_json").inc()
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+from accesswatch.contract.timestamps import parse_ts
+
+if TYPE_CHECKING:
+    from streams.batch import BatchOutcome
+
+# Event time → publish: seconds for a live feed, but a replayed history is days old.
+LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600, 86400)
+BATCH_SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+BATCH_SIZE_BUCKETS = (1, 10, 50, 100, 250, 500, 1000, 2000, 5000, 10000)
+
+
+class Metrics:
+    """The worker's metrics in one registry, with label children cached."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        r = registry
+        self.consumed = Counter("accesswatch_events_consumed", "Access events read from Kafka",
+                                registry=r)
+        self.processed = Counter("accesswatch_events_processed",
+                                 "Valid access events run through the detection core", registry=r)
+        self._rejected = Counter("accesswatch_events_rejected",
+                                 "Invalid access events sent to the dead-letter topic",
+                                 ["reason"], registry=r)
+        self._alerts = Counter("accesswatch_alerts", "Alerts published", ["rule_id", "severity"],
+                               registry=r)
+        self._folded = Counter("accesswatch_alerts_folded",
+                               "Firings folded into an already-published alert", ["rule_id"],
+                               registry=r)
+        self.latency = Histogram("accesswatch_event_to_alert_latency_seconds",
+                                 "Event time of the triggering event to alert publish",
+                                 buckets=LATENCY_BUCKETS, registry=r)
+        self.batch_seconds = Histogram("accesswatch_batch_seconds", "Time to handle one batch",
+                                       buckets=BATCH_SECONDS_BUCKETS, registry=r)
+        self.batch_size = Histogram("accesswatch_batch_size", "Messages in one batch",
+                                    buckets=BATCH_SIZE_BUCKETS, registry=r)
+        self._lag = Gauge("accesswatch_consumer_lag",
+                          "Messages behind the end of each assigned events partition",
+                          ["partition"], registry=r)
+        self._reference = Gauge("accesswatch_reference_records", "Reference records held",
+                                ["kind"], registry=r)
+        self._ref_updates = Counter("accesswatch_reference_updates",
+                                    "Reference-topic records applied (upsert or tombstone) "
+                                    "or refused (invalid)", ["kind", "op"], registry=r)
+        self.reference_ready = Gauge("accesswatch_reference_ready",
+                                     "1 once reference data caught up with its topics",
+                                     registry=r)
+        self.broker_up = Gauge("accesswatch_broker_up",
+                               "1 while the broker answers, 0 when it does not", registry=r)
+        self.rules = Info("accesswatch_rules", "Rule pack in force", registry=r)
+        self.model = Info("accesswatch_model", "Anomaly model in force", registry=r)
+        self._children: dict[tuple[str, ...], Any] = {}
+
+    def record(self, out: BatchOutcome, messages: int, seconds: float, now: float) -> None:
+        """Count a handled batch, once its alerts and dead letters are on their way."""
+        for rejected in out.rejected:
+            self.rejected(rejected.error.reason_class).inc()
+        for alert in out.alerts:
+            self.alert(alert.rule_id, alert.severity).inc()
+            self.latency.observe(max(0.0, now - parse_ts(alert.last_seen)))
+        for alert in out.folded:
+            self.folded(alert.rule_id).inc()
+        self.processed.inc(out.processed)
+        self.consumed.inc(messages)
+        self.batch_size.observe(messages)
+        self.batch_seconds.observe(seconds)
+
+    def rejected(self, reason_class: str) -> Any:
+        return self._child(("rej", reason_class), self._rejected, reason_class)
+
+    def alert(self, rule_id: str, severity: str) -> Any:
+        return self._child(("alert", rule_id, severity), self._alerts, rule_id, severity)
+
+    def folded(self, rule_id: str) -> Any:
+        return self._child(("fold", rule_id), self._folded, rule_id)
+
+    def lag(self, partition: int) -> Any:
+        return self._child(("lag", str(partition)), self._lag, str(partition))
+
+    def reference(self, kind: str) -> Any:
+        return self._child(("ref", kind), self._reference, kind)
+
+    def reference_update(self, kind: str, op: str) -> Any:
+        return self._child(("refop", kind, op), self._ref_updates, kind, op)
+
+    def _child(self, key: tuple[str, ...], parent: Counter | Gauge, *labels: str) -> Any:
+        # .labels() hashes and locks on every call; a batch asks thousands of times.
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = parent.labels(*labels)
+        return child

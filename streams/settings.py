@@ -1,0 +1,122 @@
+"""Live-pipeline settings: environment variables prefixed ``ACCESSWATCH_`` or ``.env``.
+
+>>> Settings(bootstrap_servers="kafka1:9092,kafka2:9092").servers
+['kafka1:9092', 'kafka2:9092']
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+Guarantee = Literal["at_least_once", "exactly_once"]
+MASK = "********"
+
+
+class Settings(BaseSettings):
+    """Every knob of the live pipeline; the defaults run against a local broker."""
+
+    model_config = SettingsConfigDict(env_prefix="ACCESSWATCH_", env_file=".env",
+                                      env_file_encoding="utf-8", extra="ignore")
+
+    # --- broker connection -------------------------------------------------
+    bootstrap_servers: str = "127.0.0.1:9092"
+    security_protocol: SecurityProtocol = "PLAINTEXT"
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    ssl_password: SecretStr | None = None
+    sasl_mechanism: SaslMechanism | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    client_id: str = "accesswatch"
+    broker_wait: float = Field(0.0, ge=0, description="seconds to keep retrying an "
+                               "unreachable broker at start; 0 retries for ever")
+
+    # --- topics --------------------------------------------------------------
+    app_id: str = Field("accesswatch", description="Faust app id: consumer group and "
+                                                   "prefix of its changelog topics")
+    topic_events: str = "access.events"
+    topic_alerts: str = "access.alerts"
+    topic_dlq: str = "access.events.dlq"
+    topic_ref_staff: str = "ref.staff"
+    topic_ref_subjects: str = "ref.subjects"
+    topic_ref_cases: str = "ref.cases"
+    topic_ref_duties: str = "ref.duties"
+    partitions: int = Field(4, ge=1, description="partitions of events, alerts and state")
+    ref_partitions: int = Field(1, ge=1)
+    dlq_partitions: int | None = Field(None, ge=1, description="default: as many as events, "
+                                       "so a dead letter keeps its source partition")
+    replication_factor: int = Field(1, ge=1)
+    # The DLQ holds the original bytes of rejected events: personal data.
+    dlq_retention_hours: float = Field(168.0, gt=0)
+
+    # --- processing ------------------------------------------------------------
+    batch_size: int = Field(1000, ge=1)
+    batch_wait: float = Field(0.1, gt=0, description="seconds to wait to fill a batch")
+    processing_guarantee: Guarantee = "at_least_once"
+    rules_path: Path | None = None
+    model_path: Path | None = None
+    # Some brokers answer an empty fetch at once, so an idle consumer spins.
+    empty_fetch_backoff_ms: int = Field(10, ge=0)
+    data_dir: Path | None = Field(None, description="Faust's data dir (default: a temp dir)")
+
+    # --- serving ---------------------------------------------------------------
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(9464, ge=0, le=65535)
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(6066, ge=0, le=65535)
+    log_level: str = "info"
+
+    @model_validator(mode="after")
+    def _check_security(self) -> Settings:
+        if self.security_protocol.startswith("SASL") and not (
+            self.sasl_mechanism and self.sasl_username and self.sasl_password
+        ):
+            raise ValueError(f"security_protocol {self.security_protocol} needs "
+                             "sasl_mechanism, sasl_username and sasl_password")
+        return self
+
+    @property
+    def servers(self) -> list[str]:
+        return [s.strip() for s in self.bootstrap_servers.split(",") if s.strip()]
+
+    @property
+    def ref_topics(self) -> dict[str, str]:
+        """Reference kind (as ``decode_reference`` names it) → compacted topic."""
+        return {"staff": self.topic_ref_staff, "subject": self.topic_ref_subjects,
+                "case": self.topic_ref_cases, "duty": self.topic_ref_duties}
+
+    @property
+    def dlq_partition_count(self) -> int:
+        return self.dlq_partitions or self.partitions
+
+    @property
+    def state_table(self) -> str:
+        return "user-state"
+
+    @property
+    def state_changelog(self) -> str:
+        """The changelog topic Faust names for the per-user state table."""
+        return f"{self.app_id}-{self.state_table}-changelog"
+
+    @property
+    def leader_topic(self) -> str:
+        return f"{self.app_id}-__assignor-__leader"
+
+    def masked(self) -> dict[str, Any]:
+        """The effective settings as plain values, secrets replaced by a mask."""
+        out: dict[str, Any] = {}
+        for name, value in self.model_dump().items():
+            if isinstance(value, SecretStr):
+                out[name] = MASK if value.get_secret_value() else ""
+            elif isinstance(value, Path):
+                out[name] = str(value)
+            else:
+                out[name] = value
+        return out

@@ -1,0 +1,77 @@
+"""The worker's metrics: exact names for dashboards, and no ids in labels."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, generate_latest
+
+from accesswatch.core import Detector
+from accesswatch.rules import load_rules
+from streams.batch import run_batch
+from streams.metrics import Metrics
+from tests.core.force import build_force
+from tests.streams.test_batch import messages
+
+NAMES = {
+    "accesswatch_events_consumed_total", "accesswatch_events_processed_total",
+    "accesswatch_events_rejected_total", "accesswatch_alerts_total",
+    "accesswatch_alerts_folded_total", "accesswatch_event_to_alert_latency_seconds",
+    "accesswatch_batch_seconds", "accesswatch_batch_size", "accesswatch_consumer_lag",
+    "accesswatch_reference_records", "accesswatch_reference_updates_total",
+    "accesswatch_reference_ready", "accesswatch_broker_up", "accesswatch_rules_info",
+    "accesswatch_model_info",
+}
+ALLOWED_LABELS = {"reason", "rule_id", "severity", "partition", "kind", "op", "version",
+                  "rules", "le"}
+
+
+def recorded() -> CollectorRegistry:
+    registry = CollectorRegistry()
+    m = Metrics(registry)
+    msgs = messages()
+    out = run_batch(Detector(load_rules(), build_force()), msgs, lambda uid: None)
+    m.record(out, len(msgs), 0.01, now=1e10)
+    m.lag(2).set(5)
+    m.reference("staff").set(7)
+    m.reference_update("staff", "tombstone").inc()
+    m.rules.info({"version": "abc", "rules": "17"})
+    m.model.info({"version": "none"})
+    m.broker_up.set(1)
+    return registry
+
+
+def test_every_metric_has_its_published_name() -> None:
+    text = generate_latest(recorded()).decode()
+    names = {line.split()[2] for line in text.splitlines() if line.startswith("# TYPE")
+             and not line.split()[2].endswith("_created")}
+    assert names == NAMES
+
+
+def test_labels_carry_no_ids_or_free_text() -> None:
+    registry = recorded()
+    ids = {"u1", "u3", "P-X", "e1", "e2", "e3"}
+    for metric in registry.collect():
+        for sample in metric.samples:
+            assert set(sample.labels) <= ALLOWED_LABELS, sample
+            assert not ids & set(sample.labels.values()), sample
+            assert all(len(v) <= 32 and " " not in v for v in sample.labels.values()), sample
+
+
+def test_counts_add_up() -> None:
+    registry = recorded()
+
+    def value(name: str, **labels: str) -> float:
+        return registry.get_sample_value(name, labels) or 0.0
+
+    rejected = sum(s.value for m in registry.collect() for s in m.samples
+                   if s.name == "accesswatch_events_rejected_total")
+    consumed = value("accesswatch_events_consumed_total")
+    assert consumed == len(messages())
+    assert consumed == value("accesswatch_events_processed_total") + rejected
+    assert value("accesswatch_alerts_total", rule_id="AW-011", severity="critical") == 1
+    assert value("accesswatch_events_rejected_total", reason="invalid_utf8") == 1
+
+
+def test_label_children_are_cached() -> None:
+    m = Metrics(CollectorRegistry())
+    assert m.alert("AW-001", "high") is m.alert("AW-001", "high")
+    assert m.rejected("invalid_json") is m.rejected("invalid_json")

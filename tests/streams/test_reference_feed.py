@@ -1,0 +1,46 @@
+"""Reference-topic records applied live: upserts, tombstones, and records refused."""
+
+from __future__ import annotations
+
+import msgspec
+
+from accesswatch.reference import ReferenceData
+from streams.reference_feed import apply_record
+
+STAFF = {"user_id": "E1", "surname": "Okafor", "role": "constable", "unit": "Response",
+         "area": "North", "status": "active"}
+
+
+def test_upsert_then_change_then_tombstone() -> None:
+    ref = ReferenceData()
+    assert apply_record(ref, "staff", b"E1", msgspec.json.encode(STAFF)) == ("upsert", None)
+    assert ref.staff["E1"].status == "active"
+    leaver = msgspec.json.encode({**STAFF, "status": "leaver"})
+    assert apply_record(ref, "staff", b"E1", leaver)[0] == "upsert"
+    assert ref.staff["E1"].status == "leaver"
+    assert apply_record(ref, "staff", b"E1", None) == ("tombstone", None)
+    assert "E1" not in ref.staff and ref.sizes()["staff"] == 0
+
+
+def test_bad_records_are_refused_and_change_nothing() -> None:
+    ref = ReferenceData()
+    apply_record(ref, "staff", b"E1", msgspec.json.encode(STAFF))
+    op, why = apply_record(ref, "staff", b"E1", b'{"user_id": "E1"')
+    assert op == "invalid" and why is not None and why.startswith("invalid_json")
+    op, why = apply_record(ref, "staff", b"E2", msgspec.json.encode(STAFF))
+    assert op == "invalid" and "key" in (why or "")
+    assert apply_record(ref, "staff", None, None)[0] == "invalid"
+    assert apply_record(ref, "staff", b"E1", b"[1, 2")[0] == "invalid"  # truncated array
+    assert ref.staff["E1"].status == "active" and ref.sizes()["staff"] == 1
+
+
+def test_every_kind_has_a_topic() -> None:
+    ref = ReferenceData()
+    case = {"case_ref": "C1", "status": "open", "assigned_users": ["E1"], "subject_ids": ["P1"]}
+    duty = {"duty_id": "D1", "user_id": "E1", "start": "2026-03-02T08:00:00Z",
+            "end": "2026-03-02T16:00:00Z"}
+    subject = {"subject_id": "P1", "subject_type": "person", "flags": ["victim"]}
+    for kind, key, rec in (("case", b"C1", case), ("duty", b"D1", duty),
+                           ("subject", b"P1", subject)):
+        assert apply_record(ref, kind, key, msgspec.json.encode(rec))[0] == "upsert"
+    assert ref.sizes() == {"staff": 0, "subject": 1, "case": 1, "duty": 1}
