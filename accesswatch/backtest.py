@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from accesswatch.contract.events import AccessEvent, decode_event
 from accesswatch.core.alerts import Alert, merge
-from accesswatch.core.detector import Detector
+from accesswatch.core.detector import Detector, Model
 from accesswatch.core.state import UserState
 from accesswatch.errors import InvalidRecord
 from accesswatch.reference import ReferenceData, load_reference_dir
@@ -55,8 +55,8 @@ class AlertBook:
 
 def run_backtest(events_path: Path, ref: ReferenceData, rules: RulePack | None = None, *,
                  rejects_path: Path | None = None, progress: bool = False,
-                 detector: Detector | None = None) -> BacktestResult:
-    detector = detector or Detector(rules, ref)
+                 detector: Detector | None = None, model: Model | None = None) -> BacktestResult:
+    detector = detector or Detector(rules, ref, model=model)
     states: dict[str, UserState] = {}
     book, result = AlertBook(), BacktestResult()
     rejects = rejects_path.open("wb") if rejects_path is not None else None

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from accesswatch import __version__
+from accesswatch.contract.timestamps import parse_ts
 from accesswatch.errors import AccessWatchError
 
 Handler = Callable[[argparse.Namespace], int]
@@ -41,12 +42,25 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--out", type=Path, required=True, help="alerts JSONL to write")
     b.add_argument("--rejects", type=Path, help="invalid lines with reasons (default: beside --out)")
     b.add_argument("--rules", type=Path, help="rule pack YAML (default: the shipped pack)")
+    b.add_argument("--model", type=Path, help="anomaly model file (from `accesswatch train`)")
     b.add_argument("--no-progress", action="store_true")
+
+    t = sub.add_parser("train", help="fit the isolation-forest model on a period of events")
+    t.add_argument("events", type=Path)
+    t.add_argument("--ref", type=Path, required=True, help="directory of reference JSONL files")
+    t.add_argument("--out", type=Path, required=True, help="model file to write (.skops)")
+    t.add_argument("--since", help="first event time to learn from (RFC 3339)")
+    t.add_argument("--until", help="learn from events before this time (RFC 3339)")
+    t.add_argument("--days", type=float, help="learn from the first DAYS days of the file")
+    t.add_argument("--alert-rate", type=float, default=0.0002,
+                   help="share of feature rows allowed past the alert threshold")
+    t.add_argument("--seed", type=int, default=0)
 
     e = sub.add_parser("evaluate", help="score alerts against labelled incidents")
     e.add_argument("--labels", type=Path, required=True)
     e.add_argument("--alerts", type=Path, required=True)
     e.add_argument("--json", action="store_true", help="machine-readable output")
+    e.add_argument("--since", help="score only incidents and alerts from this time (RFC 3339)")
 
     r = sub.add_parser("rules", help="validate a rule pack and list its rules")
     r.add_argument("path", type=Path, nargs="?")
@@ -79,8 +93,13 @@ def _backtest(args: argparse.Namespace) -> int:
     for p in problems:
         print(f"reference: {p}", file=sys.stderr)
     rejects = args.rejects or args.out.with_name(args.out.stem + ".rejects.jsonl")
+    model = None
+    if args.model is not None:
+        from models import load_model
+
+        model = load_model(args.model)
     result = run_backtest(args.events, ref, rules, rejects_path=rejects,
-                          progress=not args.no_progress)
+                          progress=not args.no_progress, model=model)
     write_alerts(result.alerts, args.out)
     print(f"{result.events:,} events, {result.rejected:,} rejected (see {rejects}), "
           f"{len(result.alerts):,} alerts ({result.folded:,} firings folded) "
@@ -92,9 +111,54 @@ def _backtest(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from accesswatch.evaluate import evaluate, load_alerts
 
-    card = evaluate(json.loads(args.labels.read_text()), load_alerts(args.alerts))
+    since = parse_ts(args.since, "--since") if args.since else None
+    card = evaluate(json.loads(args.labels.read_text()), load_alerts(args.alerts), since=since)
     print(json.dumps(card.to_json(), indent=2) if args.json else card.to_text())
     return 0
+
+
+@command("train")
+def _train(args: argparse.Namespace) -> int:
+    import time
+
+    from accesswatch.core import Detector
+    from accesswatch.reference import load_reference_dir
+    from models import save_model
+    from models.train import feature_rows, fit
+
+    ref, problems = load_reference_dir(args.ref)
+    for p in problems:
+        print(f"reference: {p}", file=sys.stderr)
+    since = parse_ts(args.since, "--since") if args.since else None
+    until = parse_ts(args.until, "--until") if args.until else None
+    if args.days is not None:
+        first = _first_event_time(args.events)
+        since = since or first
+        until = since + args.days * 86400
+    started = time.perf_counter()
+    rows = feature_rows(args.events, Detector(None, ref), since=since, until=until)
+    model = fit(rows, alert_rate=args.alert_rate, seed=args.seed)
+    version = save_model(model, args.out)
+    m = model.meta
+    print(f"trained {args.out} (version {version}) on {m['rows']:,} feature rows from "
+          f"{m['users']:,} members, {m['trained_from']} to {m['trained_to']}, "
+          f"in {time.perf_counter() - started:.1f} s")
+    print(f"thresholds: alert {model.threshold:.4f} (top {args.alert_rate:.2%} of rows), "
+          f"weak signal {model.odd_threshold:.4f}; peer groups {len(model.peer_usual) - 1}")
+    return 0
+
+
+def _first_event_time(path: Path) -> float:
+    from accesswatch.contract.events import decode_event
+    from accesswatch.errors import InvalidRecord
+
+    with path.open("rb") as f:
+        for line in f:
+            try:
+                return decode_event(line.rstrip(b"\r\n")).t
+            except InvalidRecord:
+                continue
+    raise AccessWatchError(f"{path}: no valid events")
 
 
 @command("rules")

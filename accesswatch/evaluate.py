@@ -8,6 +8,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from accesswatch.contract.timestamps import parse_ts
+
 SCENARIOS = {
     "S01": "self_lookup", "S02": "family_lookup", "S03": "neighbour_lookup",
     "S04": "colleague_lookup", "S05": "flagged_record", "S06": "victim_snooping",
@@ -70,10 +72,24 @@ class Scorecard:
         return "\n".join(lines)
 
 
-def evaluate(labels: dict[str, Any], alerts: list[dict[str, Any]]) -> Scorecard:
-    """Score alerts against labelled incidents, exactly as scenarios.md defines it."""
+def evaluate(labels: dict[str, Any], alerts: list[dict[str, Any]], *,
+             since: float | None = None) -> Scorecard:
+    """Score alerts against labelled incidents, exactly as scenarios.md defines it.
+
+    ``since`` scores only a later period (a model trained on the earlier one):
+    incidents that start then and alerts last seen then; the day count shrinks
+    to match.
+    """
     incidents = labels["incidents"]
+    # Any labelled event makes an alert true, whichever period its incident began in.
     labelled: set[str] = {eid for inc in incidents for eid in inc["event_ids"]}
+    days = float(labels.get("days", 0))
+    if since is not None:
+        start = min([parse_ts(i["first_ts"]) for i in incidents]
+                    + [parse_ts(a["first_seen"]) for a in alerts] + [since])
+        incidents = [i for i in incidents if parse_ts(i["first_ts"]) >= since]
+        alerts = [a for a in alerts if parse_ts(a["last_seen"]) >= since]
+        days = max(0.0, days - max(0.0, since - _day_start(start)) / 86400)
     by_user: dict[str, set[str]] = {}
     for alert in alerts:
         by_user.setdefault(alert["user_id"], set()).update(alert["event_ids"])
@@ -98,8 +114,11 @@ def evaluate(labels: dict[str, Any], alerts: list[dict[str, Any]]) -> Scorecard:
             false += 1
     codes = sorted(set(SCENARIOS) | set(total))
     scores = [ScenarioScore(c, SCENARIOS.get(c, "?"), total[c], detected[c]) for c in codes]
-    return Scorecard(scores, len(alerts), false, int(labels.get("staff", 0)),
-                     float(labels.get("days", 0)), by_rule, missed)
+    return Scorecard(scores, len(alerts), false, int(labels.get("staff", 0)), days, by_rule, missed)
+
+
+def _day_start(t: float) -> float:
+    return t - t % 86400
 
 
 def load_alerts(path: Path) -> list[dict[str, Any]]:

@@ -8,15 +8,16 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, MutableMapping
+from collections.abc import Callable, Iterable, MutableMapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from accesswatch.contract.events import AccessEvent
 from accesswatch.contract.timestamps import format_ts
 from accesswatch.core import point, windowed
 from accesswatch.core.alerts import Alert, Fired, alert_id, score
 from accesswatch.core.context import EventContext
+from accesswatch.core.features import Row, observe
 from accesswatch.core.firing import Firing
 from accesswatch.core.state import Fold, UserState
 from accesswatch.reference import ReferenceData, Staff
@@ -24,7 +25,47 @@ from accesswatch.rules import types as r
 from accesswatch.rules.loader import RulePack, load_rules
 from accesswatch.rules.types import seconds
 
+if TYPE_CHECKING:
+    from models.anomaly import Verdict
+
 Check = Callable[[Any, EventContext, UserState], Firing | None]
+# What a model alert adds to the member's risk score, and a merely odd row.
+MODEL_ALERT_RISK = 8.0
+MODEL_ODD_RISK = 3.0
+
+
+class Model(Protocol):
+    """What the detector needs of an anomaly model (``models.AnomalyModel``)."""
+
+    name: str
+    rule_id: str
+
+    @property
+    def version(self) -> str: ...
+
+    def judge(self, rows: Sequence[Row]) -> list[Verdict | None]: ...
+
+
+ACTIONS = ("search", "view", "print", "export", "update")
+
+
+def _could_match(rule: r.Rule, opened: bool, action: str) -> bool:
+    if not opened and isinstance(rule, NEEDS_SUBJECT):
+        return False
+    if isinstance(rule, r.WindowCount):
+        return action in rule.actions and (opened or not rule.opens_only)
+    return True
+
+
+def _no_check(rule: Any, ctx: EventContext, st: UserState) -> Firing | None:
+    return None
+
+
+def _state(states: MutableMapping[str, UserState], user_id: str) -> UserState:
+    state = states.get(user_id)
+    if state is None:
+        state = states[user_id] = UserState()
+    return state
 
 KINDS: dict[type[r.Rule], Check] = {
     r.Relationship: point.relationship,
@@ -70,10 +111,20 @@ class Detector:
     """
 
     def __init__(self, rules: RulePack | None = None, ref: ReferenceData | None = None, *,
-                 clock: Callable[[], float] | None = None) -> None:
+                 clock: Callable[[], float] | None = None, model: Model | None = None) -> None:
         self.ref = ref if ref is not None else ReferenceData()
         self.clock = clock
+        self.model: Model | None = None
         self.set_rules(rules if rules is not None else load_rules())
+        self.set_model(model)
+
+    def set_model(self, model: Model | None) -> None:
+        """Swap the anomaly model in force (hot reload); None runs rules only."""
+        self.model = model
+        self._model_rule = None if model is None else _Planned(
+            r.Rule(id=model.rule_id, title="Behaviour unlike this member's own or their peers'",
+                   severity="medium", risk=MODEL_ALERT_RISK, fold="12h", tags=["model"]),
+            _no_check, seconds("12h"), frozenset(), frozenset(), frozenset())
 
     def set_rules(self, pack: RulePack) -> None:
         """Swap the rule pack in force (hot reload); state carries over by rule id."""
@@ -86,29 +137,71 @@ class Detector:
             plan.append(_Planned(rule, KINDS[type(rule)], seconds(rule.fold),
                                  frozenset(e.users), frozenset(e.roles), frozenset(e.units)))
         self.pack = pack
-        self._plan = tuple(plan)
-        self._plan_bare = tuple(p for p in plan if not isinstance(p.rule, NEEDS_SUBJECT))
+        # The rules that could match, by (opened a record?, action): most events
+        # skip most rules without a call.
+        self._plans = {(opened, action): tuple(p for p in plan if _could_match(p.rule, opened, action))
+                       for opened in (True, False) for action in ACTIONS}
         self._risk = risk
         self._closed_grace = seconds(pack.settings.closed_case_grace)
         self._lateness = seconds(pack.settings.lateness)
 
     def process_batch(self, events: Iterable[AccessEvent],
                       states: MutableMapping[str, UserState]) -> list[Fired]:
-        """Process events in order; ``states`` is read and updated per user."""
+        """Process events in order; ``states`` is read and updated per user.
+
+        With a model, a first pass folds every event into the behavioural
+        features, the model scores all rows due in one call, and a second pass
+        runs the rules with each verdict at the event that triggered it: the
+        outcome does not depend on where a driver cut its batches.
+        """
         out: list[Fired] = []
+        if self.model is None:
+            for event in events:
+                state = _state(states, event.user_id)
+                ctx = EventContext(event, self.ref, state.last_t, self._closed_grace,
+                                   self._lateness)
+                out.extend(self._process(ctx, state, None))
+            return out
+        pending = []
+        rows: list[Row] = []
+        at: list[int] = []
         for event in events:
-            state = states.get(event.user_id)
-            if state is None:
-                state = states[event.user_id] = UserState()
-            out.extend(self.process(event, state))
+            state = _state(states, event.user_id)
+            ctx = EventContext(event, self.ref, 0.0, self._closed_grace, self._lateness)
+            row = observe(state.behaviour, ctx)
+            if row is not None:
+                at.append(len(pending))
+                rows.append(row)
+            pending.append((ctx, state))
+        verdicts = dict(zip(at, self.model.judge(rows), strict=True))
+        for i, (ctx, state) in enumerate(pending):
+            ctx.prev_t = state.last_t
+            out.extend(self._process(ctx, state, verdicts.get(i)))
         return out
 
+    def feature_rows(self, events: Iterable[AccessEvent],
+                     states: MutableMapping[str, UserState]) -> list[Row]:
+        """The model's input rows for ``events``, updating only behaviour state (training)."""
+        rows = []
+        for event in events:
+            state = _state(states, event.user_id)
+            ctx = EventContext(event, self.ref, 0.0, self._closed_grace, self._lateness)
+            row = observe(state.behaviour, ctx)
+            if row is not None:
+                rows.append(row)
+        return rows
+
     def process(self, event: AccessEvent, state: UserState) -> list[Fired]:
-        ctx = EventContext(event, self.ref, state.last_t, self._closed_grace, self._lateness)
+        """One event (tests and tools); drivers should use ``process_batch``."""
+        return self.process_batch([event], {event.user_id: state})
+
+    def _process(self, ctx: EventContext, state: UserState, verdict: Verdict | None
+                 ) -> list[Fired]:
+        event = ctx.event
         staff = ctx.staff
         fired: list[Fired] = []
         points, signals = 0.0, []
-        for p in self._plan if ctx.sid is not None else self._plan_bare:
+        for p in self._plans[ctx.sid is not None, event.action]:
             if (p.exempt_users or p.exempt_roles or p.exempt_units) and p.exempts(staff):
                 continue
             firing = p.check(p.rule, ctx, state)
@@ -123,6 +216,21 @@ class Detector:
                 points += p.rule.risk
                 signals.append(f"{p.rule.id}: {firing.reasons[0]}")
             fired.append(result)
+        if verdict is not None and (verdict.alert or verdict.odd):
+            model_firing = Firing([event.event_id], verdict.reasons or [
+                f"behaviour scored {verdict.anomaly_score:.2f} by the anomaly model"],
+                [ctx.sid] if ctx.sid else [])
+            if verdict.alert and self._model_rule is not None:
+                result = self._fold(self._model_rule, model_firing, ctx, state)
+                result.alert.model = self._model_section(verdict)
+                if not result.folded:
+                    points += MODEL_ALERT_RISK
+                    signals.append(f"{self._model_rule.rule.id}: {model_firing.reasons[0]}")
+                fired.append(result)
+            elif ctx.t >= state.behaviour.odd_until:
+                state.behaviour.odd_until = ctx.t + 3600
+                points += MODEL_ODD_RISK
+                signals.append(f"anomaly model: {model_firing.reasons[0]}")
         if event.t > state.last_t:
             state.last_t = event.t
         if points and self._risk is not None:
@@ -130,6 +238,11 @@ class Detector:
             if risk_alert is not None:
                 fired.append(risk_alert)
         return fired
+
+    def _model_section(self, verdict: Verdict) -> dict[str, Any]:
+        assert self.model is not None
+        return {"name": self.model.name, "version": self.model.version,
+                "anomaly_score": round(verdict.anomaly_score, 4), "top_features": verdict.top}
 
     def _fold(self, p: _Planned, firing: Firing, ctx: EventContext, st: UserState) -> Fired:
         rule, ev, t = p.rule, ctx.event, ctx.t

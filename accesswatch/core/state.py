@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import msgspec
 
+from accesswatch.core.features import Behaviour
+
 
 class Fold(msgspec.Struct, array_like=True, gc=False):
     """An alert still open for folding further firings of its rule."""
@@ -35,6 +37,8 @@ class UserState(msgspec.Struct):
     risk_armed: bool = True
     risk_evidence: list[str] = msgspec.field(default_factory=list)
     risk_reasons: list[str] = msgspec.field(default_factory=list)
+    # Behavioural features for the anomaly model (tracked only when a model is loaded).
+    behaviour: Behaviour = msgspec.field(default_factory=Behaviour)
 
 
 _encoder = msgspec.msgpack.Encoder()

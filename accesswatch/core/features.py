@@ -1,0 +1,165 @@
+"""Behavioural features for the anomaly model, from per-user state.
+
+The same code runs in the backtest, in training and in the live worker.  A
+member gets a feature row at most once per ``SCORE_EVERY`` seconds of event
+time (on an event that opened a record), so the rows, and so the model's
+verdicts, do not depend on how a driver cuts the stream into batches.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+
+import msgspec
+
+from accesswatch.core.context import EventContext
+
+SCORE_EVERY = 300.0
+HOUR = 3600.0
+RECENT = 600.0  # "rapid succession": the last ten minutes
+KNOWN_TERMINALS = 24
+CASUAL_TYPES = frozenset({"vehicle", "address"})
+
+# Raw values the tracker emits, in this order.  The model derives its own
+# columns (ratios to the member's and the peer group's usual) from these.
+RAW = (
+    "opens_1h",             # records opened in the last hour
+    "usual_per_hour",       # the member's usual opens per active hour (EWMA)
+    "distinct_10m",         # distinct records opened in the last ten minutes
+    "median_gap_10m",       # median seconds between those opens (600 if fewer than 2)
+    "unjustified_share_1h", # share of the hour's opens: people/incidents, no justifying case
+    "out_of_area_1h",       # opens of records from another area, no justifying case
+    "prints_1h",            # prints and exports in the last hour
+    "off_duty_minutes",     # minutes outside every rostered duty (0 on duty or no roster)
+    "new_terminal",         # 1 when this terminal is new to the member
+    "idle_hours",           # hours since the member's previous event
+)
+
+
+class Behaviour(msgspec.Struct, gc=False):
+    """The slice of per-user state the features need."""
+
+    # (t, subject_id, flags) for opens in the last hour; flags: 1 suspect, 2 out of area, 4 print
+    recent: list[tuple[float, str, int]] = msgspec.field(default_factory=list)
+    hour: float = -1.0
+    hour_count: float = 0.0
+    usual: float = 0.0
+    active_hours: float = 0.0
+    last_t: float = 0.0
+    next_score: float = 0.0
+    terminals: list[str] = msgspec.field(default_factory=list)
+    seen: int = 0
+    # An odd hour counts once towards risk, however many rows it scores.
+    odd_until: float = 0.0
+
+
+@dataclass(slots=True)
+class Row:
+    """One feature row, tied to the event that triggered it."""
+
+    user_id: str
+    event_id: str
+    t: float
+    peer: str
+    values: tuple[float, ...]
+
+
+def observe(b: Behaviour, ctx: EventContext) -> Row | None:
+    """Fold one event into ``b``; return a row when this member is due a score."""
+    ev, t = ctx.event, ctx.t
+    idle = (t - b.last_t) / HOUR if b.last_t else 0.0
+    b.last_t = max(b.last_t, t)
+    new_terminal = _terminal(b, ev.terminal_id)
+    if ctx.sid is None and ev.action not in ("print", "export"):
+        return None
+    flags = 0
+    if ctx.sid is not None and ctx.subject_type not in CASUAL_TYPES and not ctx.justified:
+        flags |= 1
+        staff, subject = ctx.staff, ctx.subject
+        if (staff is not None and subject is not None and subject.area
+                and subject.area != staff.area and ctx.ref.is_area(staff.area)):
+            flags |= 2
+    if ev.action in ("print", "export"):
+        flags |= 4
+    _count_hour(b, t)
+    entry = (t, ctx.sid or "", flags)
+    if not b.recent or b.recent[-1][0] <= t:
+        b.recent.append(entry)
+    else:
+        bisect.insort(b.recent, entry, key=lambda e: e[0])
+    horizon = b.last_t - HOUR
+    if b.recent[0][0] < horizon:
+        del b.recent[: bisect.bisect_left(b.recent, horizon, key=lambda e: e[0])]
+    if t < b.next_score or not _busy(b, t, flags):
+        return None
+    b.next_score = t + SCORE_EVERY
+    staff = ctx.staff
+    peer = f"{staff.role}/{staff.unit}" if staff is not None else "unknown"
+    return Row(ev.user_id, ev.event_id, t, peer, _values(b, ctx, t, new_terminal, idle))
+
+
+def _busy(b: Behaviour, t: float, flags: int) -> bool:
+    """Worth a score: a burst, a print or export, or a doubtful open.
+
+    A member opening a justified record every quarter of an hour, as usual,
+    tells the model nothing it has not seen; skipping them keeps scoring cheap.
+    """
+    if flags:
+        return True
+    recent = b.recent
+    n = len(recent)
+    return n >= 3 and recent[n - 3][0] >= t - RECENT or n > b.usual + 2
+
+
+def _values(b: Behaviour, ctx: EventContext, t: float, new_terminal: bool,
+            idle: float) -> tuple[float, ...]:
+    recent_all = b.recent
+    hi = bisect.bisect_right(recent_all, t, key=lambda e: e[0])
+    lo = bisect.bisect_left(recent_all, t - HOUR, key=lambda e: e[0])
+    hour = recent_all[lo:hi]
+    opens = [e for e in hour if e[1]]
+    recent = [e[0] for e in opens if e[0] >= t - RECENT]
+    gaps = sorted([b2 - a for a, b2 in zip(recent, recent[1:], strict=False)])
+    median_gap = gaps[len(gaps) // 2] if gaps else RECENT
+    n = len(opens)
+    suspect = sum(e[2] & 1 for e in opens)
+    roster = ctx.ref.roster(ctx.event.user_id)
+    off = 0.0
+    if roster is not None and not roster.covers(t, 0.0):
+        off = min(600.0, (roster.nearest_gap(t) or 0.0) / 60)
+    return (
+        float(n),
+        b.usual,
+        float(len({e[1] for e in opens if e[0] >= t - RECENT})),
+        median_gap,
+        suspect / n if n else 0.0,
+        float(sum(1 for e in opens if e[2] & 2)),
+        float(sum(1 for e in hour if e[2] & 4)),
+        off,
+        1.0 if new_terminal else 0.0,
+        min(idle, 24 * 90.0),
+    )
+
+
+def _count_hour(b: Behaviour, t: float) -> None:
+    """The member's usual opens per active hour, winsorised like the volume rule's."""
+    hour = t // HOUR
+    if b.hour < 0:
+        b.hour = hour
+    if hour > b.hour:
+        if b.hour_count > 0:
+            capped = min(b.hour_count, 3 * b.usual + 5)
+            b.usual = b.hour_count if b.active_hours == 0 else b.usual + 0.1 * (capped - b.usual)
+            b.active_hours += 1
+        b.hour, b.hour_count = hour, 0.0
+    b.hour_count += 1
+
+
+def _terminal(b: Behaviour, terminal: str) -> bool:
+    b.seen += 1
+    if terminal in b.terminals:
+        return False
+    b.terminals = [*b.terminals, terminal][-KNOWN_TERMINALS:]
+    # The first few terminals are learning, not news.
+    return b.seen > 20

@@ -1,0 +1,202 @@
+"""An isolation forest over behavioural columns, with verdicts an analyst can read.
+
+Rows come from ``accesswatch.core.features`` (the same offline and live).  The
+model turns them into columns (ratios to the member's own usual and to their
+peer group's), scores a whole batch in one call, and explains each anomaly by
+the columns furthest above their training median.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from sklearn.ensemble import IsolationForest
+
+from accesswatch.core.features import RAW, Row
+from models.flatforest import FlatForest
+
+COLUMNS = (
+    "opens_1h", "opens_vs_usual", "opens_vs_peers", "distinct_10m", "speed_10m",
+    "unjustified_share_1h", "out_of_area_1h", "prints_1h", "off_duty_minutes",
+    "new_terminal", "idle_hours",
+)
+_I = {name: i for i, name in enumerate(RAW)}
+# Only these columns can explain an alert: a burst of new terminals or a long
+# idle spell alone is odd but not misuse, so they add to the score, not the reason.
+EXPLAINING = frozenset({"opens_1h", "opens_vs_usual", "opens_vs_peers", "distinct_10m",
+                        "speed_10m", "unjustified_share_1h", "out_of_area_1h", "prints_1h",
+                        "off_duty_minutes"})
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    anomaly_score: float  # higher is stranger; 0.5 is the forest's neutral
+    alert: bool           # past the threshold, explained by a risky column
+    odd: bool             # past the lower threshold: a weak signal for risk
+    top: list[dict[str, float | str | None]]
+    reasons: list[str]
+
+
+@dataclass
+class AnomalyModel:
+    forest: IsolationForest
+    threshold: float
+    odd_threshold: float
+    peer_usual: dict[str, float]
+    median: list[float]
+    scale: list[float]
+    meta: dict[str, Any] = field(default_factory=dict)
+    name: str = "isolation-forest"
+    rule_id: str = "AW-M01"
+    min_z: float = 3.0
+    _flat: FlatForest | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def version(self) -> str:
+        return str(self.meta.get("version", "unversioned"))
+
+    # ---- columns --------------------------------------------------------
+    def columns(self, rows: Sequence[Row]) -> np.ndarray:
+        """Rows of raw values → the model's columns, vectorised."""
+        raw = np.array([r.values for r in rows], dtype=np.float64).reshape(len(rows), len(RAW))
+        fallback = self.peer_usual.get("*", 1.0)
+        peer = np.array([self.peer_usual.get(r.peer, fallback) for r in rows], dtype=np.float64)
+        opens, usual = raw[:, _I["opens_1h"]], raw[:, _I["usual_per_hour"]]
+        usual = np.where(usual > 0, usual, peer)
+        out = np.empty((len(rows), len(COLUMNS)), dtype=np.float64)
+        out[:, 0] = np.log1p(opens)
+        out[:, 1] = opens / np.maximum(usual, 1.0)
+        out[:, 2] = opens / np.maximum(peer, 1.0)
+        out[:, 3] = np.log1p(raw[:, _I["distinct_10m"]])
+        out[:, 4] = 600.0 / np.maximum(raw[:, _I["median_gap_10m"]], 1.0)
+        out[:, 5] = raw[:, _I["unjustified_share_1h"]]
+        out[:, 6] = raw[:, _I["out_of_area_1h"]]
+        out[:, 7] = np.log1p(raw[:, _I["prints_1h"]])
+        out[:, 8] = np.log1p(raw[:, _I["off_duty_minutes"]])
+        out[:, 9] = raw[:, _I["new_terminal"]]
+        out[:, 10] = np.log1p(raw[:, _I["idle_hours"]])
+        return out
+
+    @property
+    def _explaining(self) -> np.ndarray:
+        return np.array([name in EXPLAINING for name in COLUMNS])
+
+    def score(self, x: np.ndarray) -> np.ndarray:
+        """Anomaly scores in (0, 1], higher is stranger (the paper's s(x, n))."""
+        if self._flat is None or self._flat.forest is not self.forest:
+            self._flat = FlatForest(self.forest)
+        return -self._flat.score_samples(x)
+
+    # ---- verdicts -------------------------------------------------------
+    def judge(self, rows: Sequence[Row]) -> list[Verdict | None]:
+        """Score a whole batch in one call; explain each row past the lower threshold.
+
+        A row below it gets None: nothing to say, nothing to build.
+        """
+        if not rows:
+            return []
+        x = self.columns(rows)
+        verdicts: list[Verdict | None] = [None] * len(rows)
+        z_all = (x - np.asarray(self.median)) / np.asarray(self.scale)
+        # A verdict needs a risky column at least min_z above its median; a row
+        # with none cannot yield one, so the forest need not score it.
+        strong = np.flatnonzero((z_all[:, self._explaining] >= self.min_z).any(axis=1))
+        if not len(strong):
+            return verdicts
+        scores = self.score(x[strong])
+        keep = scores >= self.odd_threshold
+        for i, s, z in zip(strong[keep], scores[keep], z_all[strong[keep]], strict=True):
+            row, s = rows[i], float(s)
+            top = self._top(row, z)
+            alert = s >= self.threshold
+            verdicts[i] = Verdict(s, alert, True, _public(top), self._reasons(row, top))
+        return verdicts
+
+    def _top(self, row: Row, z: np.ndarray) -> list[dict[str, float | str | None]]:
+        order = np.argsort(-z)
+        top = []
+        for j in order:
+            name = COLUMNS[j]
+            if z[j] <= 0 or name not in EXPLAINING:
+                continue
+            value, baseline = self._value_and_baseline(row, name, j)
+            top.append({"name": name, "value": value, "baseline": baseline, "z": float(z[j])})
+            if len(top) == 3:
+                break
+        return top
+
+    def _value_and_baseline(self, row: Row, name: str, j: int) -> tuple[float, float | None]:
+        v = dict(zip(RAW, row.values, strict=True))
+        peer = self.peer_usual.get(row.peer, self.peer_usual.get("*", 1.0))
+        plain = {
+            "opens_1h": (v["opens_1h"], v["usual_per_hour"] or peer),
+            "opens_vs_usual": (v["opens_1h"], v["usual_per_hour"] or None),
+            "opens_vs_peers": (v["opens_1h"], peer),
+            "distinct_10m": (v["distinct_10m"], None),
+            "speed_10m": (v["median_gap_10m"], None),
+            "unjustified_share_1h": (v["unjustified_share_1h"], None),
+            "out_of_area_1h": (v["out_of_area_1h"], None),
+            "prints_1h": (v["prints_1h"], None),
+            "off_duty_minutes": (v["off_duty_minutes"], 0.0),
+        }
+        value, baseline = plain[name]
+        if baseline is None:
+            baseline = _inverse(name, self.median[j])
+        return round(float(value), 3), None if baseline is None else round(float(baseline), 3)
+
+    def _reasons(self, row: Row, top: list[dict[str, float | str | None]]) -> list[str]:
+        v = dict(zip(RAW, row.values, strict=True))
+        peer = self.peer_usual.get(row.peer, self.peer_usual.get("*", 1.0))
+        said: set[str] = set()
+        out = []
+        for f in top:
+            name = str(f["name"])
+            family = "opens" if name.startswith("opens") else name
+            if family in said:
+                continue
+            said.add(family)
+            out.append(_reason(name, v, f.get("baseline"), peer, row.peer))
+        return out
+
+
+def _reason(name: str, v: dict[str, float], baseline: Any, peer: float, group: str) -> str:
+    opens = v["opens_1h"]
+    if name in ("opens_1h", "opens_vs_usual"):
+        usual = v["usual_per_hour"]
+        if usual > 0:
+            return f"opened {opens:.0f} records in the last hour; their usual is {usual:.0f} an hour"
+        name = "opens_vs_peers"
+    if name == "opens_vs_peers":
+        return (f"opened {opens:.0f} records in the last hour; others in their role and unit "
+                f"({group}) usually open {peer:.0f} an hour")
+    if name in ("distinct_10m", "speed_10m"):
+        return (f"opened {v['distinct_10m']:.0f} distinct records in ten minutes, a median of "
+                f"{v['median_gap_10m']:.0f} seconds apart")
+    if name == "unjustified_share_1h":
+        return (f"{v['unjustified_share_1h']:.0%} of the last hour's opens were people or "
+                f"incidents with no justifying case (usually {float(baseline or 0):.0%})")
+    if name == "out_of_area_1h":
+        return (f"opened {v['out_of_area_1h']:.0f} records from outside their area in the last "
+                f"hour with no justifying case")
+    if name == "prints_1h":
+        return f"printed or exported {v['prints_1h']:.0f} records in the last hour"
+    return f"was working {v['off_duty_minutes']:.0f} minutes outside any rostered duty"
+
+
+def _inverse(name: str, median: float) -> float | None:
+    """A column's training median back in the units the analyst reads."""
+    if name in ("distinct_10m", "prints_1h", "opens_1h"):
+        return math.expm1(median)
+    if name == "speed_10m":
+        return 600.0 / median if median > 0 else None
+    if name in ("unjustified_share_1h", "out_of_area_1h"):
+        return median
+    return None
+
+
+def _public(top: list[dict[str, float | str | None]]) -> list[dict[str, float | str | None]]:
+    return [{k: f[k] for k in ("name", "value", "baseline")} for f in top]
