@@ -8,9 +8,10 @@ STAMP := $(VENV)/.installed
 DEMO_DIR ?= .demo
 
 .DEFAULT_GOAL := help
-.PHONY: help install tools test test-fast lint bench demo demo-offline clean
-# Debian packages the live tests use: kcat (a Kafka client we did not write) and Prometheus.
-TOOLS := kcat prometheus
+.PHONY: help install tools test test-fast lint lock bench demo demo-offline clean
+# Debian packages the tests use: kcat (a Kafka client we did not write), Prometheus
+# (with promtool) and Alertmanager (for amtool, which checks deploy/alertmanager/).
+TOOLS := kcat prometheus prometheus-alertmanager
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -23,7 +24,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## Create .venv and install accesswatch with its dev tools
 
-tools: ## Install kcat and prometheus (Debian packages) if missing
+tools: ## Install kcat, prometheus and alertmanager (Debian packages) if missing
 	@missing=""; for t in $(TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=""; elif command -v sudo >/dev/null; then SUDO=sudo; \
@@ -42,6 +43,9 @@ test-fast: $(STAMP) ## Run the tests that need no full-size data set
 lint: $(STAMP) ## ruff and mypy
 	$(VENV)/bin/ruff check accesswatch streams models tests
 	$(VENV)/bin/mypy
+
+lock: $(STAMP) ## Pin the worker image's dependencies (deploy/requirements.lock) from pyproject.toml
+	$(PY) deploy/lock.py
 
 bench: $(STAMP) ## Run the benchmarks and write docs/BENCHMARKS.md
 	$(PY) -m benchmarks.run

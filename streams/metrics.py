@@ -65,6 +65,14 @@ class Metrics:
                                "1 while the broker answers, 0 when it does not", registry=r)
         self.rules = Info("accesswatch_rules", "Rule pack in force", registry=r)
         self.model = Info("accesswatch_model", "Anomaly model in force", registry=r)
+        # A refused reload leaves the previous pack or model in force, so nothing else
+        # shows it: SREs alert on these (deploy/prometheus/alerts.yml).
+        self.rules_reload_failures = Counter("accesswatch_rules_reload_failures",
+                                             "Rule-pack reloads refused; the previous pack "
+                                             "stays in force", registry=r)
+        self.model_reload_failures = Counter("accesswatch_model_reload_failures",
+                                             "Model reloads refused; the previous model "
+                                             "stays in force", registry=r)
         self._children: dict[tuple[str, ...], Any] = {}
 
     def record(self, out: BatchOutcome, messages: int, seconds: float, now: float) -> None:

@@ -85,6 +85,11 @@ def _accepts(port: int) -> bool:
 @pytest.fixture
 def live_env(broker: str) -> dict[str, str]:
     """``ACCESSWATCH_*`` variables for this test: its own app id and topic names."""
+    return unique_env(broker)
+
+
+def unique_env(broker: str) -> dict[str, str]:
+    """``ACCESSWATCH_*`` variables naming an app id and topics no other test uses."""
     p = f"t{uuid.uuid4().hex[:8]}"
     return {
         "ACCESSWATCH_BOOTSTRAP_SERVERS": broker,

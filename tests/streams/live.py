@@ -146,17 +146,20 @@ def produce(s: Settings, topic: str, key: bytes, value: bytes | None) -> None:
 
 
 @contextlib.contextmanager
-def run_prometheus(work: Path, metrics_port: int) -> Iterator[str]:
-    """A real Prometheus scraping the worker every second; yields its base URL."""
+def run_prometheus(work: Path, metrics_port: int, config_text: str | None = None
+                   ) -> Iterator[str]:
+    """A real Prometheus scraping the worker every second (or as ``config_text`` says);
+    yields its base URL."""
     binary = shutil.which("prometheus")
     if binary is None:
         (pytest.fail if os.environ.get("CI") else pytest.skip)(
             "prometheus is not installed (make tools installs it)")
     port = free_port()
     config = work / "prometheus.yml"
-    config.write_text("global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
-                      "scrape_configs:\n  - job_name: accesswatch\n"
-                      f"    static_configs: [{{targets: ['127.0.0.1:{metrics_port}']}}]\n")
+    config.write_text(config_text or (
+        "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+        "scrape_configs:\n  - job_name: accesswatch\n"
+        f"    static_configs: [{{targets: ['127.0.0.1:{metrics_port}']}}]\n"))
     log = (work / "prometheus.log").open("wb")
     proc = subprocess.Popen([str(binary), f"--config.file={config}",
                              f"--storage.tsdb.path={work / 'tsdb'}",

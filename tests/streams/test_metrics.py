@@ -18,7 +18,8 @@ NAMES = {
     "accesswatch_batch_seconds", "accesswatch_batch_size", "accesswatch_consumer_lag",
     "accesswatch_reference_records", "accesswatch_reference_updates_total",
     "accesswatch_reference_ready", "accesswatch_broker_up", "accesswatch_rules_info",
-    "accesswatch_model_info",
+    "accesswatch_model_info", "accesswatch_rules_reload_failures_total",
+    "accesswatch_model_reload_failures_total",
 }
 ALLOWED_LABELS = {"reason", "rule_id", "severity", "partition", "kind", "op", "version",
                   "rules", "le"}
