@@ -25,6 +25,7 @@ from streams.batch import BatchOutcome, Message, run_batch
 from streams.connect import faust_credentials
 from streams.metrics import Metrics
 from streams.reference_feed import ReferenceFeed
+from streams.reload import Reloader
 from streams.settings import Settings
 
 log = logging.getLogger("accesswatch.worker")
@@ -35,17 +36,19 @@ class Pipeline:
     """Everything one worker holds, wired into a ``faust.App``."""
 
     def __init__(self, settings: Settings, rules: RulePack, metrics: Metrics,
-                 ref_partitions: dict[str, int]) -> None:
+                 ref_partitions: dict[str, int], model: Any = None) -> None:
         self.settings = settings
         self.metrics = metrics
         self.ref = ReferenceData()
-        self.detector = Detector(rules, self.ref, clock=time.time)
+        self.detector = Detector(rules, self.ref, clock=time.time, model=model)
+        self.reloader = Reloader(self.detector, metrics, settings.rules_path, settings.model_path)
         self.feed = ReferenceFeed(settings, self.ref, metrics, ref_partitions)
         self.broker_up = True
         self.next_offset: dict[int, int] = {}  # events partition → next offset to process
         self.app = self._build_app()
         metrics.rules.info({"version": rules.version, "rules": str(len(rules.active))})
-        metrics.model.info({"version": "none"})
+        metrics.model.info({"version": model.version, "name": model.name} if model is not None
+                           else {"version": "none"})
         metrics.broker_up.set(1)
 
     def health(self) -> dict[str, bool]:
@@ -88,6 +91,7 @@ class Pipeline:
         app.task(self.feed.run)
         app.timer(2.0, name="accesswatch.lag")(self._measure_lag)
         app.timer(5.0, name="accesswatch.broker-probe")(self._probe_broker)
+        app.timer(s.reload_interval, name="accesswatch.reload")(self._reload)
         return app
 
     async def _detect(self, stream: Any) -> None:
@@ -144,6 +148,9 @@ class Pipeline:
         same = self.settings.dlq_partition_count == self.settings.partitions and msg.partition >= 0
         await self.dlq.send(key=msg.key, value=msg.value, headers=headers,
                             partition=msg.partition if same else None)
+
+    async def _reload(self) -> None:
+        self.reloader.check()
 
     async def _measure_lag(self) -> None:
         consumer = self.app.consumer

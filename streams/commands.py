@@ -25,6 +25,8 @@ def add_commands(sub: Any) -> dict[str, Handler]:
     w.add_argument("--metrics-host", help="host for /metrics and /healthz")
     w.add_argument("--metrics-port", type=int, help="port for /metrics and /healthz")
     w.add_argument("--batch-size", type=int)
+    w.add_argument("--rules", type=Path, help="rule pack YAML, reloaded when it changes")
+    w.add_argument("--model", type=Path, help="anomaly model file, reloaded when it changes")
 
     t = sub.add_parser("topics", help="create the pipeline's topics (idempotent)")
     t.add_argument("action", choices=["create", "check"])
@@ -99,7 +101,8 @@ def _worker(args: argparse.Namespace) -> int:
     from streams.worker import run_worker
 
     s = _settings(web_host=args.web_host, web_port=args.web_port, metrics_host=args.metrics_host,
-                  metrics_port=args.metrics_port, batch_size=args.batch_size)
+                  metrics_port=args.metrics_port, batch_size=args.batch_size,
+                  rules_path=args.rules, model_path=args.model)
     return run_worker(s)
 
 

@@ -62,6 +62,8 @@ class Settings(BaseSettings):
     processing_guarantee: Guarantee = "at_least_once"
     rules_path: Path | None = None
     model_path: Path | None = None
+    reload_interval: float = Field(5.0, gt=0, description="seconds between checks of the "
+                                   "rules and model files for a new version")
     # Some brokers answer an empty fetch at once, so an idle consumer spins.
     empty_fetch_backoff_ms: int = Field(10, ge=0)
     data_dir: Path | None = Field(None, description="Faust's data dir (default: a temp dir)")

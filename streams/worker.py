@@ -28,6 +28,12 @@ def run_worker(settings: Settings) -> int:
     rules = load_rules(settings.rules_path)  # a bad pack stops here: file, line, rule id
     log.info("rule pack %s: %d active rules, version %s", rules.source, len(rules.active),
              rules.version)
+    model = None
+    if settings.model_path is not None:
+        from models import load_model
+
+        model = load_model(settings.model_path)  # a bad model stops here, saying why
+        log.info("anomaly model %s, version %s", settings.model_path, model.version)
     wait_for_broker(settings, deadline=settings.broker_wait or None)
     problems, partitions = check_topics(settings)
     if problems:
@@ -47,7 +53,7 @@ def run_worker(settings: Settings) -> int:
     fetch_backoff.install(settings.empty_fetch_backoff_ms)
     disable_created_metrics()  # *_created series double the count and no dashboard reads them
     metrics = Metrics(REGISTRY)
-    pipeline = Pipeline(settings, rules, metrics, partitions)
+    pipeline = Pipeline(settings, rules, metrics, partitions, model)
     web = (settings.web_host, settings.web_port)
     if settings.web_port and not _can_bind(*web):
         print(f"accesswatch worker: web port {web[0]}:{web[1]} is in use (--web-port)",
