@@ -69,9 +69,13 @@ say "generating a force: $STAFF staff, $DAYS days, seed $SEED"
 say "loading reference data"
 "$AW" load-ref "$DEMO/force" >&2
 
+say "training the anomaly model on the first day of that force"
+"$AW" train "$DEMO/force/events.jsonl" --ref "$DEMO/force" --out "$DEMO/model.skops" \
+    --days 1 --alert-rate 0.002 >&2
+
 say "starting a worker (log: $DEMO/worker.log)"
 "$AW" worker --web-host 127.0.0.1 --web-port "$WEB_PORT" --metrics-port "$METRICS_PORT" \
-    >"$DEMO/worker.log" 2>&1 &
+    --model "$DEMO/model.skops" >"$DEMO/worker.log" 2>&1 &
 PIDS+=($!)
 "$PY" - "$METRICS_PORT" "${PIDS[0]}" <<'EOF'
 import os, sys, time, urllib.request
