@@ -53,9 +53,16 @@ class AlertBook:
                 self.alerts.setdefault(f.alert.alert_id, f.alert)
 
 
-def run_backtest(events_path: Path, ref: ReferenceData, rules: RulePack | None = None, *,
-                 rejects_path: Path | None = None, progress: bool = False,
-                 detector: Detector | None = None, model: Model | None = None) -> BacktestResult:
+def run_backtest(
+    events_path: Path,
+    ref: ReferenceData,
+    rules: RulePack | None = None,
+    *,
+    rejects_path: Path | None = None,
+    progress: bool = False,
+    detector: Detector | None = None,
+    model: Model | None = None,
+) -> BacktestResult:
     detector = detector or Detector(rules, ref, model=model)
     states: dict[str, UserState] = {}
     book, result = AlertBook(), BacktestResult()
@@ -77,11 +84,18 @@ def run_backtest(events_path: Path, ref: ReferenceData, rules: RulePack | None =
     return result
 
 
-def _batches(path: Path, progress: bool
-             ) -> Iterator[tuple[list[AccessEvent], list[tuple[int, bytes, InvalidRecord]]]]:
+def _batches(
+    path: Path, progress: bool
+) -> Iterator[tuple[list[AccessEvent], list[tuple[int, bytes, InvalidRecord]]]]:
     size = path.stat().st_size
-    bar = tqdm(total=size, unit="B", unit_scale=True, disable=not progress, file=sys.stderr,
-               desc="backtest")
+    bar = tqdm(
+        total=size,
+        unit="B",
+        unit_scale=True,
+        disable=not progress,
+        file=sys.stderr,
+        desc="backtest",
+    )
     batch: list[AccessEvent] = []
     bad: list[tuple[int, bytes, InvalidRecord]] = []
     done = 0
@@ -112,8 +126,12 @@ def _reject_line(n: int, raw: bytes, err: InvalidRecord) -> bytes:
         original: dict[str, str] = {"raw": raw.decode("utf-8")}
     except UnicodeDecodeError:
         original = {"raw_base64": base64.b64encode(raw).decode("ascii")}
-    return _encoder.encode({"line": n, "reason": err.reason, "reason_class": err.reason_class,
-                            **original}) + b"\n"
+    return (
+        _encoder.encode(
+            {"line": n, "reason": err.reason, "reason_class": err.reason_class, **original}
+        )
+        + b"\n"
+    )
 
 
 def write_alerts(alerts: dict[str, Alert], path: Path) -> None:

@@ -20,6 +20,7 @@ def command(name: str) -> Callable[[Handler], Handler]:
     def register(fn: Handler) -> Handler:
         _COMMANDS[name] = fn
         return fn
+
     return register
 
 
@@ -33,14 +34,20 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--staff", type=int, default=2000)
     g.add_argument("--days", type=int, default=14)
     g.add_argument("--seed", type=int, default=7)
-    g.add_argument("--invalid-lines", type=int, default=0,
-                   help="also write this many invalid event lines (for dead-letter demos)")
+    g.add_argument(
+        "--invalid-lines",
+        type=int,
+        default=0,
+        help="also write this many invalid event lines (for dead-letter demos)",
+    )
 
     b = sub.add_parser("backtest", help="run the detection core over an events file")
     b.add_argument("events", type=Path)
     b.add_argument("--ref", type=Path, required=True, help="directory of reference JSONL files")
     b.add_argument("--out", type=Path, required=True, help="alerts JSONL to write")
-    b.add_argument("--rejects", type=Path, help="invalid lines with reasons (default: beside --out)")
+    b.add_argument(
+        "--rejects", type=Path, help="invalid lines with reasons (default: beside --out)"
+    )
     b.add_argument("--rules", type=Path, help="rule pack YAML (default: the shipped pack)")
     b.add_argument("--model", type=Path, help="anomaly model file (from `accesswatch train`)")
     b.add_argument("--no-progress", action="store_true")
@@ -52,8 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--since", help="first event time to learn from (RFC 3339)")
     t.add_argument("--until", help="learn from events before this time (RFC 3339)")
     t.add_argument("--days", type=float, help="learn from the first DAYS days of the file")
-    t.add_argument("--alert-rate", type=float, default=0.0002,
-                   help="share of feature rows allowed past the alert threshold")
+    t.add_argument(
+        "--alert-rate",
+        type=float,
+        default=0.0002,
+        help="share of feature rows allowed past the alert threshold",
+    )
     t.add_argument("--seed", type=int, default=0)
 
     e = sub.add_parser("evaluate", help="score alerts against labelled incidents")
@@ -76,8 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
 def _generate(args: argparse.Namespace) -> int:
     from accesswatch.generate import generate_force
 
-    summary = generate_force(args.out, staff=args.staff, days=args.days, seed=args.seed,
-                             invalid_lines=args.invalid_lines)
+    summary = generate_force(
+        args.out, staff=args.staff, days=args.days, seed=args.seed, invalid_lines=args.invalid_lines
+    )
     print(json.dumps(summary, indent=2))
     return 0
 
@@ -98,12 +110,16 @@ def _backtest(args: argparse.Namespace) -> int:
         from models import load_model
 
         model = load_model(args.model)
-    result = run_backtest(args.events, ref, rules, rejects_path=rejects,
-                          progress=not args.no_progress, model=model)
+    result = run_backtest(
+        args.events, ref, rules, rejects_path=rejects, progress=not args.no_progress, model=model
+    )
     write_alerts(result.alerts, args.out)
-    print(f"{result.events:,} events, {result.rejected:,} rejected (see {rejects}), "
-          f"{len(result.alerts):,} alerts ({result.folded:,} firings folded) "
-          f"in {result.seconds:.1f} s: {result.rate:,.0f} events/s", file=sys.stderr)
+    print(
+        f"{result.events:,} events, {result.rejected:,} rejected (see {rejects}), "
+        f"{len(result.alerts):,} alerts ({result.folded:,} firings folded) "
+        f"in {result.seconds:.1f} s: {result.rate:,.0f} events/s",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -140,11 +156,15 @@ def _train(args: argparse.Namespace) -> int:
     model = fit(rows, alert_rate=args.alert_rate, seed=args.seed)
     version = save_model(model, args.out)
     m = model.meta
-    print(f"trained {args.out} (version {version}) on {m['rows']:,} feature rows from "
-          f"{m['users']:,} members, {m['trained_from']} to {m['trained_to']}, "
-          f"in {time.perf_counter() - started:.1f} s")
-    print(f"thresholds: alert {model.threshold:.4f} (top {args.alert_rate:.2%} of rows), "
-          f"weak signal {model.odd_threshold:.4f}; peer groups {len(model.peer_usual) - 1}")
+    print(
+        f"trained {args.out} (version {version}) on {m['rows']:,} feature rows from "
+        f"{m['users']:,} members, {m['trained_from']} to {m['trained_to']}, "
+        f"in {time.perf_counter() - started:.1f} s"
+    )
+    print(
+        f"thresholds: alert {model.threshold:.4f} (top {args.alert_rate:.2%} of rows), "
+        f"weak signal {model.odd_threshold:.4f}; peer groups {len(model.peer_usual) - 1}"
+    )
     return 0
 
 

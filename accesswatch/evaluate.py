@@ -11,10 +11,19 @@ from typing import Any
 from accesswatch.contract.timestamps import parse_ts
 
 SCENARIOS = {
-    "S01": "self_lookup", "S02": "family_lookup", "S03": "neighbour_lookup",
-    "S04": "colleague_lookup", "S05": "flagged_record", "S06": "victim_snooping",
-    "S07": "repeat_subject", "S08": "bulk_harvest", "S09": "enumeration", "S10": "off_duty",
-    "S11": "inactive_account", "S12": "bulk_export", "S13": "out_of_area",
+    "S01": "self_lookup",
+    "S02": "family_lookup",
+    "S03": "neighbour_lookup",
+    "S04": "colleague_lookup",
+    "S05": "flagged_record",
+    "S06": "victim_snooping",
+    "S07": "repeat_subject",
+    "S08": "bulk_harvest",
+    "S09": "enumeration",
+    "S10": "off_duty",
+    "S11": "inactive_account",
+    "S12": "bulk_export",
+    "S13": "out_of_area",
 }
 
 
@@ -42,14 +51,20 @@ class Scorecard:
 
     @property
     def false_per_1000_staff_day(self) -> float:
-        return self.false_alerts / (self.staff / 1000) / self.days if self.staff and self.days else 0.0
+        return (
+            self.false_alerts / (self.staff / 1000) / self.days if self.staff and self.days else 0.0
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
             "scenarios": [{**asdict(s), "recall": s.recall} for s in self.scenarios],
-            "alerts": self.alerts, "false_alerts": self.false_alerts,
+            "alerts": self.alerts,
+            "false_alerts": self.false_alerts,
             "false_alerts_per_1000_staff_per_day": round(self.false_per_1000_staff_day, 3),
-            "staff": self.staff, "days": self.days, "by_rule": self.by_rule, "missed": self.missed,
+            "staff": self.staff,
+            "days": self.days,
+            "by_rule": self.by_rule,
+            "missed": self.missed,
         }
 
     def to_text(self) -> str:
@@ -72,8 +87,9 @@ class Scorecard:
         return "\n".join(lines)
 
 
-def evaluate(labels: dict[str, Any], alerts: list[dict[str, Any]], *,
-             since: float | None = None) -> Scorecard:
+def evaluate(
+    labels: dict[str, Any], alerts: list[dict[str, Any]], *, since: float | None = None
+) -> Scorecard:
     """Score alerts against labelled incidents, exactly as scenarios.md defines it.
 
     ``since`` scores only a later period (a model trained on the earlier one):
@@ -85,8 +101,11 @@ def evaluate(labels: dict[str, Any], alerts: list[dict[str, Any]], *,
     labelled: set[str] = {eid for inc in incidents for eid in inc["event_ids"]}
     days = float(labels.get("days", 0))
     if since is not None:
-        start = min([parse_ts(i["first_ts"]) for i in incidents]
-                    + [parse_ts(a["first_seen"]) for a in alerts] + [since])
+        start = min(
+            [parse_ts(i["first_ts"]) for i in incidents]
+            + [parse_ts(a["first_seen"]) for a in alerts]
+            + [since]
+        )
         incidents = [i for i in incidents if parse_ts(i["first_ts"]) >= since]
         alerts = [a for a in alerts if parse_ts(a["last_seen"]) >= since]
         days = max(0.0, days - max(0.0, since - _day_start(start)) / 86400)

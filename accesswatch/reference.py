@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import bisect
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,12 @@ from accesswatch.contract.reference import (
 from accesswatch.contract.timestamps import parse_ts
 from accesswatch.errors import InvalidRecord
 
-FILES = {"staff": "staff.jsonl", "subject": "subjects.jsonl", "case": "cases.jsonl", "duty": "duties.jsonl"}
+FILES = {
+    "staff": "staff.jsonl",
+    "subject": "subjects.jsonl",
+    "case": "cases.jsonl",
+    "duty": "duties.jsonl",
+}
 
 
 @dataclass(slots=True, frozen=True)
@@ -150,8 +155,13 @@ class ReferenceData:
     # ---- updates -------------------------------------------------------
     def apply(self, kind: str, key: str, record: Any | None) -> None:
         """Upsert ``record`` under ``key``, or delete ``key`` when it is None."""
-        {"staff": self._put_staff, "subject": self._put_subject, "case": self._put_case,
-         "duty": self._put_duty}[kind](key, record)
+        put: dict[str, Callable[[str, Any], None]] = {
+            "staff": self._put_staff,
+            "subject": self._put_subject,
+            "case": self._put_case,
+            "duty": self._put_duty,
+        }
+        put[kind](key, record)
 
     def _put_staff(self, key: str, rec: StaffMember | None) -> None:
         old = self.staff.pop(key, None)
@@ -161,8 +171,15 @@ class ReferenceData:
             return
         last = parse_ts(rec.last_active) if rec.last_active else None
         self.staff[key] = Staff(
-            key, normalise_surname(rec.surname), normalise_postcode(rec.home_postcode),
-            rec.person_id or None, rec.role, rec.unit, rec.area, rec.status, last,
+            key,
+            normalise_surname(rec.surname),
+            normalise_postcode(rec.home_postcode),
+            rec.person_id or None,
+            rec.role,
+            rec.unit,
+            rec.area,
+            rec.status,
+            last,
         )
         if rec.person_id:
             self._staff_by_person[rec.person_id] = key
@@ -177,8 +194,11 @@ class ReferenceData:
         if rec is None:
             return
         subject = Subject(
-            key, rec.subject_type, normalise_surname(rec.surname),
-            normalise_postcode(rec.postcode), rec.area or None,
+            key,
+            rec.subject_type,
+            normalise_surname(rec.surname),
+            normalise_postcode(rec.postcode),
+            rec.area or None,
             frozenset(f.strip().casefold() for f in rec.flags),
         )
         self.subjects[key] = subject
@@ -195,9 +215,13 @@ class ReferenceData:
         if rec is None:
             return
         info = CaseInfo(
-            key, rec.status, frozenset(rec.assigned_users), frozenset(rec.subject_ids),
+            key,
+            rec.status,
+            frozenset(rec.assigned_users),
+            frozenset(rec.subject_ids),
             parse_ts(rec.opened_at) if rec.opened_at else None,
-            parse_ts(rec.closed_at) if rec.closed_at else None, rec.area,
+            parse_ts(rec.closed_at) if rec.closed_at else None,
+            rec.area,
         )
         self.cases[key] = info
         for sid in info.subjects:

@@ -20,23 +20,41 @@ from accesswatch.core.features import RAW, Row
 from models.flatforest import FlatForest
 
 COLUMNS = (
-    "opens_1h", "opens_vs_usual", "opens_vs_peers", "distinct_10m", "speed_10m",
-    "unjustified_share_1h", "out_of_area_1h", "prints_1h", "off_duty_minutes",
-    "new_terminal", "idle_hours",
+    "opens_1h",
+    "opens_vs_usual",
+    "opens_vs_peers",
+    "distinct_10m",
+    "speed_10m",
+    "unjustified_share_1h",
+    "out_of_area_1h",
+    "prints_1h",
+    "off_duty_minutes",
+    "new_terminal",
+    "idle_hours",
 )
 _I = {name: i for i, name in enumerate(RAW)}
 # Only these columns can explain an alert: a burst of new terminals or a long
 # idle spell alone is odd but not misuse, so they add to the score, not the reason.
-EXPLAINING = frozenset({"opens_1h", "opens_vs_usual", "opens_vs_peers", "distinct_10m",
-                        "speed_10m", "unjustified_share_1h", "out_of_area_1h", "prints_1h",
-                        "off_duty_minutes"})
+EXPLAINING = frozenset(
+    {
+        "opens_1h",
+        "opens_vs_usual",
+        "opens_vs_peers",
+        "distinct_10m",
+        "speed_10m",
+        "unjustified_share_1h",
+        "out_of_area_1h",
+        "prints_1h",
+        "off_duty_minutes",
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
     anomaly_score: float  # higher is stranger; 0.5 is the forest's neutral
-    alert: bool           # past the threshold, explained by a risky column
-    odd: bool             # past the lower threshold: a weak signal for risk
+    alert: bool  # past the threshold, explained by a risky column
+    odd: bool  # past the lower threshold: a weak signal for risk
     top: list[dict[str, float | str | None]]
     reasons: list[str]
 
@@ -118,7 +136,7 @@ class AnomalyModel:
 
     def _top(self, row: Row, z: np.ndarray) -> list[dict[str, float | str | None]]:
         order = np.argsort(-z)
-        top = []
+        top: list[dict[str, float | str | None]] = []
         for j in order:
             name = COLUMNS[j]
             if z[j] <= 0 or name not in EXPLAINING:
@@ -168,20 +186,30 @@ def _reason(name: str, v: dict[str, float], baseline: Any, peer: float, group: s
     if name in ("opens_1h", "opens_vs_usual"):
         usual = v["usual_per_hour"]
         if usual > 0:
-            return f"opened {opens:.0f} records in the last hour; their usual is {usual:.0f} an hour"
+            return (
+                f"opened {opens:.0f} records in the last hour; their usual is {usual:.0f} an hour"
+            )
         name = "opens_vs_peers"
     if name == "opens_vs_peers":
-        return (f"opened {opens:.0f} records in the last hour; others in their role and unit "
-                f"({group}) usually open {peer:.0f} an hour")
+        return (
+            f"opened {opens:.0f} records in the last hour; others in their role and unit "
+            f"({group}) usually open {peer:.0f} an hour"
+        )
     if name in ("distinct_10m", "speed_10m"):
-        return (f"opened {v['distinct_10m']:.0f} distinct records in ten minutes, a median of "
-                f"{v['median_gap_10m']:.0f} seconds apart")
+        return (
+            f"opened {v['distinct_10m']:.0f} distinct records in ten minutes, a median of "
+            f"{v['median_gap_10m']:.0f} seconds apart"
+        )
     if name == "unjustified_share_1h":
-        return (f"{v['unjustified_share_1h']:.0%} of the last hour's opens were people or "
-                f"incidents with no justifying case (usually {float(baseline or 0):.0%})")
+        return (
+            f"{v['unjustified_share_1h']:.0%} of the last hour's opens were people or "
+            f"incidents with no justifying case (usually {float(baseline or 0):.0%})"
+        )
     if name == "out_of_area_1h":
-        return (f"opened {v['out_of_area_1h']:.0f} records from outside their area in the last "
-                f"hour with no justifying case")
+        return (
+            f"opened {v['out_of_area_1h']:.0f} records from outside their area in the last "
+            f"hour with no justifying case"
+        )
     if name == "prints_1h":
         return f"printed or exported {v['prints_1h']:.0f} records in the last hour"
     return f"was working {v['off_duty_minutes']:.0f} minutes outside any rostered duty"
@@ -199,4 +227,5 @@ def _inverse(name: str, median: float) -> float | None:
 
 
 def _public(top: list[dict[str, float | str | None]]) -> list[dict[str, float | str | None]]:
-    return [{k: f[k] for k in ("name", "value", "baseline")} for f in top]
+    keys = ("name", "value", "baseline")
+    return [{k: f[k] for k in keys} for f in top]

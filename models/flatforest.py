@@ -13,7 +13,6 @@ import numpy as np
 from sklearn.ensemble import IsolationForest
 from sklearn.ensemble._iforest import _average_path_length
 
-
 # Past this many rows scikit-learn's per-tree C loop wins over the flat walk.
 FLAT_MAX_ROWS = 400
 

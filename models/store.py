@@ -89,10 +89,16 @@ def load_model(path: Path) -> AnomalyModel:
     meta = dict(payload["meta"])
     meta["version"] = _version(path)
     return AnomalyModel(
-        forest=payload["forest"], threshold=payload["threshold"],
-        odd_threshold=payload["odd_threshold"], peer_usual=payload["peer_usual"],
-        median=payload["median"], scale=payload["scale"], meta=meta, name=payload["name"],
-        rule_id=payload["rule_id"], min_z=payload["min_z"],
+        forest=payload["forest"],
+        threshold=payload["threshold"],
+        odd_threshold=payload["odd_threshold"],
+        peer_usual=payload["peer_usual"],
+        median=payload["median"],
+        scale=payload["scale"],
+        meta=meta,
+        name=payload["name"],
+        rule_id=payload["rule_id"],
+        min_z=payload["min_z"],
     )
 
 
@@ -100,14 +106,16 @@ def _check(path: Path, payload: Any) -> None:
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ModelError(f"{path}: not an accesswatch model (format {FORMAT} expected)")
     if payload.get("columns") != list(COLUMNS):
-        raise ModelError(f"{path}: columns {payload.get('columns')} do not match this "
-                         f"version's {list(COLUMNS)}")
+        raise ModelError(
+            f"{path}: columns {payload.get('columns')} do not match this version's {list(COLUMNS)}"
+        )
     if payload.get("raw_features") != list(RAW):
         raise ModelError(f"{path}: raw features do not match this version's {list(RAW)}")
     fitted = str(payload.get("meta", {}).get("sklearn_version", "?"))
     if fitted.split(".")[:2] != sklearn.__version__.split(".")[:2]:
-        raise ModelError(f"{path}: fitted with scikit-learn {fitted}, this is "
-                         f"{sklearn.__version__}; retrain it")
+        raise ModelError(
+            f"{path}: fitted with scikit-learn {fitted}, this is {sklearn.__version__}; retrain it"
+        )
     n = len(COLUMNS)
     if len(payload.get("median", [])) != n or len(payload.get("scale", [])) != n:
         raise ModelError(f"{path}: baseline statistics have the wrong length")

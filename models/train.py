@@ -25,14 +25,23 @@ _USUAL = RAW.index("usual_per_hour")
 # and stay in area, so a raw spread of ~0 would make one print look extreme.
 # Counts are on a log1p scale, so 0.5 there means "half again as many".
 SCALE_FLOOR = {
-    "opens_1h": 0.5, "opens_vs_usual": 0.75, "opens_vs_peers": 0.75, "distinct_10m": 0.5,
-    "speed_10m": 2.0, "unjustified_share_1h": 0.15, "out_of_area_1h": 1.0, "prints_1h": 0.5,
-    "off_duty_minutes": 1.0, "new_terminal": 0.5, "idle_hours": 1.0,
+    "opens_1h": 0.5,
+    "opens_vs_usual": 0.75,
+    "opens_vs_peers": 0.75,
+    "distinct_10m": 0.5,
+    "speed_10m": 2.0,
+    "unjustified_share_1h": 0.15,
+    "out_of_area_1h": 1.0,
+    "prints_1h": 0.5,
+    "off_duty_minutes": 1.0,
+    "new_terminal": 0.5,
+    "idle_hours": 1.0,
 }
 
 
-def feature_rows(events_path: Path, detector: Detector, *, since: float | None = None,
-                 until: float | None = None) -> list[Row]:
+def feature_rows(
+    events_path: Path, detector: Detector, *, since: float | None = None, until: float | None = None
+) -> list[Row]:
     """Every feature row the core emits for the events in ``[since, until)``."""
     states: dict[str, UserState] = {}
     rows: list[Row] = []
@@ -53,19 +62,31 @@ def feature_rows(events_path: Path, detector: Detector, *, since: float | None =
     return rows
 
 
-def fit(rows: Sequence[Row], *, alert_rate: float = 0.0002, odd_rate: float = 0.005,
-        n_estimators: int = 100, seed: int = 0) -> AnomalyModel:
+def fit(
+    rows: Sequence[Row],
+    *,
+    alert_rate: float = 0.0002,
+    odd_rate: float = 0.005,
+    n_estimators: int = 100,
+    seed: int = 0,
+) -> AnomalyModel:
     """Fit on ``rows``; thresholds are the score quantiles that let through
     ``alert_rate`` (alerts) and ``odd_rate`` (weak signals) of them."""
     if len(rows) < 1000:
         raise ValueError(f"{len(rows)} feature rows: too few to learn what is usual (need 1,000)")
     peer_usual = _peer_usual(rows)
-    model = AnomalyModel(forest=IsolationForest(), threshold=1.0, odd_threshold=1.0,
-                         peer_usual=peer_usual, median=[0.0] * len(COLUMNS),
-                         scale=[1.0] * len(COLUMNS))
+    model = AnomalyModel(
+        forest=IsolationForest(),
+        threshold=1.0,
+        odd_threshold=1.0,
+        peer_usual=peer_usual,
+        median=[0.0] * len(COLUMNS),
+        scale=[1.0] * len(COLUMNS),
+    )
     x = model.columns(rows)
-    forest = IsolationForest(n_estimators=n_estimators, max_samples=256, contamination="auto",
-                             random_state=seed).fit(x)
+    forest = IsolationForest(
+        n_estimators=n_estimators, max_samples=256, contamination="auto", random_state=seed
+    ).fit(x)
     model.forest = forest
     scores = model.score(x)
     model.threshold = float(np.quantile(scores, 1 - alert_rate))
@@ -77,10 +98,15 @@ def fit(rows: Sequence[Row], *, alert_rate: float = 0.0002, odd_rate: float = 0.
     model.scale = [float(v) for v in np.maximum(np.maximum(mad, 0.5 * x.std(axis=0)), unit)]
     times = [r.t for r in rows]
     model.meta = {
-        "trained_from": format_ts(min(times)), "trained_to": format_ts(max(times)),
-        "rows": len(rows), "users": len({r.user_id for r in rows}),
-        "contamination": "auto", "alert_rate": alert_rate, "odd_rate": odd_rate,
-        "n_estimators": n_estimators, "seed": seed,
+        "trained_from": format_ts(min(times)),
+        "trained_to": format_ts(max(times)),
+        "rows": len(rows),
+        "users": len({r.user_id for r in rows}),
+        "contamination": "auto",
+        "alert_rate": alert_rate,
+        "odd_rate": odd_rate,
+        "n_estimators": n_estimators,
+        "seed": seed,
     }
     return model
 

@@ -16,16 +16,45 @@ from accesswatch.evaluate import evaluate
 @pytest.fixture(scope="module")
 def small_force(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("force")
-    assert main(["generate", "--out", str(out), "--staff", "200", "--days", "7", "--seed", "3",
-                 "--invalid-lines", "6"]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                "--out",
+                str(out),
+                "--staff",
+                "200",
+                "--days",
+                "7",
+                "--seed",
+                "3",
+                "--invalid-lines",
+                "6",
+            ]
+        )
+        == 0
+    )
     return out
 
 
-def test_backtest_writes_alerts_and_rejects(small_force: Path, tmp_path: Path,
-                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_backtest_writes_alerts_and_rejects(
+    small_force: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     alerts = tmp_path / "alerts.jsonl"
-    assert main(["backtest", str(small_force / "events.jsonl"), "--ref", str(small_force),
-                 "--out", str(alerts), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "backtest",
+                str(small_force / "events.jsonl"),
+                "--ref",
+                str(small_force),
+                "--out",
+                str(alerts),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     closing = capsys.readouterr().err.strip().splitlines()[-1]
     assert "6 rejected" in closing and "events/s" in closing
     rejects = [json.loads(x) for x in (tmp_path / "alerts.rejects.jsonl").read_text().splitlines()]
@@ -44,25 +73,50 @@ def test_backtest_writes_alerts_and_rejects(small_force: Path, tmp_path: Path,
     assert len({a["alert_id"] for a in written}) == len(written)
 
 
-def test_evaluate_prints_the_scorecard(small_force: Path, tmp_path: Path,
-                                       capsys: pytest.CaptureFixture[str]) -> None:
+def test_evaluate_prints_the_scorecard(
+    small_force: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     alerts = tmp_path / "alerts.jsonl"
-    main(["backtest", str(small_force / "events.jsonl"), "--ref", str(small_force),
-          "--out", str(alerts), "--no-progress"])
+    main(
+        [
+            "backtest",
+            str(small_force / "events.jsonl"),
+            "--ref",
+            str(small_force),
+            "--out",
+            str(alerts),
+            "--no-progress",
+        ]
+    )
     capsys.readouterr()
-    assert main(["evaluate", "--labels", str(small_force / "labels.json"), "--alerts", str(alerts),
-                 "--json"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--labels",
+                str(small_force / "labels.json"),
+                "--alerts",
+                str(alerts),
+                "--json",
+            ]
+        )
+        == 0
+    )
     card = json.loads(capsys.readouterr().out)
     assert {s["scenario"] for s in card["scenarios"]} == {f"S{i:02d}" for i in range(1, 14)}
     assert all(s["incidents"] >= 1 for s in card["scenarios"])
 
 
 def test_scorecard_definitions() -> None:
-    labels = {"staff": 1000, "days": 2, "incidents": [
-        {"incident_id": "i1", "scenario": "S01", "user_id": "u1", "event_ids": ["a", "b"]},
-        {"incident_id": "i2", "scenario": "S01", "user_id": "u2", "event_ids": ["c"]},
-        {"incident_id": "i3", "scenario": "S02", "user_id": "u3", "event_ids": ["d"]},
-    ]}
+    labels = {
+        "staff": 1000,
+        "days": 2,
+        "incidents": [
+            {"incident_id": "i1", "scenario": "S01", "user_id": "u1", "event_ids": ["a", "b"]},
+            {"incident_id": "i2", "scenario": "S01", "user_id": "u2", "event_ids": ["c"]},
+            {"incident_id": "i3", "scenario": "S02", "user_id": "u3", "event_ids": ["d"]},
+        ],
+    }
     alerts = [
         {"alert_id": "x1", "user_id": "u1", "rule_id": "AW-001", "event_ids": ["b", "z"]},
         {"alert_id": "x2", "user_id": "u9", "rule_id": "AW-001", "event_ids": ["c"]},  # wrong user

@@ -24,9 +24,15 @@ def test_updates_and_tombstones_keep_indexes_in_step() -> None:
     assert ref.people_at("LS14AP") == {"P-U1"}
     ref.apply("staff", "u2", staff("u2", "Patel", "LS2 7XX", person_id=None))
     assert ref.staff_person_owner("P-U2") is None
-    ref.apply("case", "C-OTHER", Case(case_ref="C-OTHER", status="open", assigned_users=["u2"],
-                                      subject_ids=["P-X"]))
-    assert ref.cases_listing("P-VIC") == {"C-OPEN"} and ref.cases_listing("P-X") == {"C-OPEN", "C-OTHER"}
+    ref.apply(
+        "case",
+        "C-OTHER",
+        Case(case_ref="C-OTHER", status="open", assigned_users=["u2"], subject_ids=["P-X"]),
+    )
+    assert ref.cases_listing("P-VIC") == {"C-OPEN"} and ref.cases_listing("P-X") == {
+        "C-OPEN",
+        "C-OTHER",
+    }
     ref.apply("case", "C-OPEN", None)
     assert ref.cases_listing("P-VIC") == set()
     ref.apply("staff", "u1", None)
@@ -38,11 +44,21 @@ def test_duty_cover_with_grace_overlaps_and_deletion() -> None:
     roster = ref.roster("u1")
     assert roster is not None
     assert roster.covers(T0 + HOUR, 0)
-    assert roster.covers(T0 + 8 * HOUR + 29 * 60, 1800) and not roster.covers(T0 + 8 * HOUR + 31 * 60, 1800)
+    assert roster.covers(T0 + 8 * HOUR + 29 * 60, 1800) and not roster.covers(
+        T0 + 8 * HOUR + 31 * 60, 1800
+    )
     assert not roster.covers(T0 + 12 * HOUR, 1800)
     # Long overtime: a 14-hour duty record overlapping the normal one covers the evening.
-    ref.apply("duty", "OT-1", DutyPeriod(duty_id="OT-1", user_id="u1", start=format_ts(T0 - 2 * HOUR),
-                                         end=format_ts(T0 + 14 * HOUR)))
+    ref.apply(
+        "duty",
+        "OT-1",
+        DutyPeriod(
+            duty_id="OT-1",
+            user_id="u1",
+            start=format_ts(T0 - 2 * HOUR),
+            end=format_ts(T0 + 14 * HOUR),
+        ),
+    )
     assert roster.covers(T0 + 12 * HOUR, 1800)
     ref.apply("duty", "OT-1", None)
     assert not roster.covers(T0 + 12 * HOUR, 1800)

@@ -60,7 +60,11 @@ RECORD_TYPES: dict[str, type[msgspec.Struct]] = {
     "duty": DutyPeriod,
 }
 KEY_FIELDS = {"staff": "user_id", "subject": "subject_id", "case": "case_ref", "duty": "duty_id"}
-_TIME_FIELDS = {"staff": ("last_active",), "case": ("opened_at", "closed_at"), "duty": ("start", "end")}
+_TIME_FIELDS = {
+    "staff": ("last_active",),
+    "case": ("opened_at", "closed_at"),
+    "duty": ("start", "end"),
+}
 _decoders = {kind: msgspec.json.Decoder(t) for kind, t in RECORD_TYPES.items()}
 _any = msgspec.json.Decoder()
 

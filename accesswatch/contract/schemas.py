@@ -15,6 +15,11 @@ def schema(kind: str) -> dict[str, Any]:
     """The JSON Schema of one record kind, e.g. ``schema("access_event")``."""
     if kind not in KINDS:
         raise KeyError(f"no schema for {kind!r}; known: {', '.join(KINDS)}")
-    text = files("accesswatch.contract").joinpath("schemas").joinpath(f"{kind}.schema.json").read_text()
+    text = (
+        files("accesswatch.contract")
+        .joinpath("schemas")
+        .joinpath(f"{kind}.schema.json")
+        .read_text()
+    )
     loaded: dict[str, Any] = json.loads(text)
     return loaded

@@ -42,7 +42,9 @@ class Fired(msgspec.Struct, gc=False):
 
 def alert_id(rule_id: str, user_id: str, trigger_event_id: str) -> str:
     """Same rule, member and triggering event → same id, on any replay."""
-    digest = hashlib.blake2b(f"{rule_id}\x1f{user_id}\x1f{trigger_event_id}".encode(), digest_size=10)
+    digest = hashlib.blake2b(
+        f"{rule_id}\x1f{user_id}\x1f{trigger_event_id}".encode(), digest_size=10
+    )
     return "aw-" + digest.hexdigest()
 
 

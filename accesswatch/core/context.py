@@ -9,11 +9,28 @@ from accesswatch.reference import CaseInfo, ReferenceData, Staff, Subject
 class EventContext:
     """One event with its member, subject and (lazily) its policing purpose."""
 
-    __slots__ = ("_why", "closed_grace", "event", "lateness", "prev_t", "ref", "sid", "staff",
-                 "subject", "subject_type", "t")
+    __slots__ = (
+        "_why",
+        "closed_grace",
+        "event",
+        "lateness",
+        "prev_t",
+        "ref",
+        "sid",
+        "staff",
+        "subject",
+        "subject_type",
+        "t",
+    )
 
-    def __init__(self, event: AccessEvent, ref: ReferenceData, prev_t: float,
-                 closed_grace: float, lateness: float) -> None:
+    def __init__(
+        self,
+        event: AccessEvent,
+        ref: ReferenceData,
+        prev_t: float,
+        closed_grace: float,
+        lateness: float,
+    ) -> None:
         self.event = event
         self.lateness = lateness
         self.t = event.t
@@ -49,8 +66,9 @@ def case_open_at(case: CaseInfo, t: float, closed_grace: float) -> bool:
     return case.status == "open"
 
 
-def justifying_case_problem(event: AccessEvent, sid: str | None, ref: ReferenceData,
-                            closed_grace: float) -> str:
+def justifying_case_problem(
+    event: AccessEvent, sid: str | None, ref: ReferenceData, closed_grace: float
+) -> str:
     """Why ``event.case_ref`` does not justify the access; ``""`` when it does.
 
     A justifying case exists, was open at the time, has the member among its
@@ -78,8 +96,10 @@ def assigned_open_case_listing(ctx: EventContext) -> bool:
     cases = ctx.ref.cases
     for ref_text in ctx.ref.cases_listing(ctx.sid):
         case = cases.get(ref_text)
-        if case is not None and ctx.event.user_id in case.assigned and case_open_at(
-            case, ctx.t, ctx.closed_grace
+        if (
+            case is not None
+            and ctx.event.user_id in case.assigned
+            and case_open_at(case, ctx.t, ctx.closed_grace)
         ):
             return True
     return False

@@ -67,6 +67,7 @@ def _state(states: MutableMapping[str, UserState], user_id: str) -> UserState:
         state = states[user_id] = UserState()
     return state
 
+
 KINDS: dict[type[r.Rule], Check] = {
     r.Relationship: point.relationship,
     r.FlaggedRecord: point.flagged_record,
@@ -83,8 +84,15 @@ MAX_RISK_EVIDENCE = 30
 
 
 # Kinds that can only match an event that opened a record: skipped for bare searches.
-NEEDS_SUBJECT = (r.Relationship, r.FlaggedRecord, r.Victim, r.UnjustifiedAccess, r.OutOfArea,
-                 r.Volume, r.RepeatSubject)
+NEEDS_SUBJECT = (
+    r.Relationship,
+    r.FlaggedRecord,
+    r.Victim,
+    r.UnjustifiedAccess,
+    r.OutOfArea,
+    r.Volume,
+    r.RepeatSubject,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,9 +105,11 @@ class _Planned:
     exempt_units: frozenset[str]
 
     def exempts(self, staff: Staff | None) -> bool:
-        return staff is not None and (staff.user_id in self.exempt_users
-                                      or staff.role in self.exempt_roles
-                                      or staff.unit in self.exempt_units)
+        return staff is not None and (
+            staff.user_id in self.exempt_users
+            or staff.role in self.exempt_roles
+            or staff.unit in self.exempt_units
+        )
 
 
 class Detector:
@@ -110,8 +120,14 @@ class Detector:
     ``time.time``.
     """
 
-    def __init__(self, rules: RulePack | None = None, ref: ReferenceData | None = None, *,
-                 clock: Callable[[], float] | None = None, model: Model | None = None) -> None:
+    def __init__(
+        self,
+        rules: RulePack | None = None,
+        ref: ReferenceData | None = None,
+        *,
+        clock: Callable[[], float] | None = None,
+        model: Model | None = None,
+    ) -> None:
         self.ref = ref if ref is not None else ReferenceData()
         self.clock = clock
         self.model: Model | None = None
@@ -121,10 +137,25 @@ class Detector:
     def set_model(self, model: Model | None) -> None:
         """Swap the anomaly model in force (hot reload); None runs rules only."""
         self.model = model
-        self._model_rule = None if model is None else _Planned(
-            r.Rule(id=model.rule_id, title="Behaviour unlike this member's own or their peers'",
-                   severity="medium", risk=MODEL_ALERT_RISK, fold="12h", tags=["model"]),
-            _no_check, seconds("12h"), frozenset(), frozenset(), frozenset())
+        self._model_rule = (
+            None
+            if model is None
+            else _Planned(
+                r.Rule(
+                    id=model.rule_id,
+                    title="Behaviour unlike this member's own or their peers'",
+                    severity="medium",
+                    risk=MODEL_ALERT_RISK,
+                    fold="12h",
+                    tags=["model"],
+                ),
+                _no_check,
+                seconds("12h"),
+                frozenset(),
+                frozenset(),
+                frozenset(),
+            )
+        )
 
     def set_rules(self, pack: RulePack) -> None:
         """Swap the rule pack in force (hot reload); state carries over by rule id."""
@@ -134,19 +165,31 @@ class Detector:
                 risk = risk or rule
                 continue
             e = rule.exempt
-            plan.append(_Planned(rule, KINDS[type(rule)], seconds(rule.fold),
-                                 frozenset(e.users), frozenset(e.roles), frozenset(e.units)))
+            plan.append(
+                _Planned(
+                    rule,
+                    KINDS[type(rule)],
+                    seconds(rule.fold),
+                    frozenset(e.users),
+                    frozenset(e.roles),
+                    frozenset(e.units),
+                )
+            )
         self.pack = pack
         # The rules that could match, by (opened a record?, action): most events
         # skip most rules without a call.
-        self._plans = {(opened, action): tuple(p for p in plan if _could_match(p.rule, opened, action))
-                       for opened in (True, False) for action in ACTIONS}
+        self._plans = {
+            (opened, action): tuple(p for p in plan if _could_match(p.rule, opened, action))
+            for opened in (True, False)
+            for action in ACTIONS
+        }
         self._risk = risk
         self._closed_grace = seconds(pack.settings.closed_case_grace)
         self._lateness = seconds(pack.settings.lateness)
 
-    def process_batch(self, events: Iterable[AccessEvent],
-                      states: MutableMapping[str, UserState]) -> list[Fired]:
+    def process_batch(
+        self, events: Iterable[AccessEvent], states: MutableMapping[str, UserState]
+    ) -> list[Fired]:
         """Process events in order; ``states`` is read and updated per user.
 
         With a model, a first pass folds every event into the behavioural
@@ -158,11 +201,12 @@ class Detector:
         if self.model is None:
             for event in events:
                 state = _state(states, event.user_id)
-                ctx = EventContext(event, self.ref, state.last_t, self._closed_grace,
-                                   self._lateness)
+                ctx = EventContext(
+                    event, self.ref, state.last_t, self._closed_grace, self._lateness
+                )
                 out.extend(self._process(ctx, state, None))
             return out
-        pending = []
+        pending: list[tuple[EventContext, UserState]] = []
         rows: list[Row] = []
         at: list[int] = []
         for event in events:
@@ -179,8 +223,9 @@ class Detector:
             out.extend(self._process(ctx, state, verdicts.get(i)))
         return out
 
-    def feature_rows(self, events: Iterable[AccessEvent],
-                     states: MutableMapping[str, UserState]) -> list[Row]:
+    def feature_rows(
+        self, events: Iterable[AccessEvent], states: MutableMapping[str, UserState]
+    ) -> list[Row]:
         """The model's input rows for ``events``, updating only behaviour state (training)."""
         rows = []
         for event in events:
@@ -195,8 +240,7 @@ class Detector:
         """One event (tests and tools); drivers should use ``process_batch``."""
         return self.process_batch([event], {event.user_id: state})
 
-    def _process(self, ctx: EventContext, state: UserState, verdict: Verdict | None
-                 ) -> list[Fired]:
+    def _process(self, ctx: EventContext, state: UserState, verdict: Verdict | None) -> list[Fired]:
         event = ctx.event
         staff = ctx.staff
         fired: list[Fired] = []
@@ -217,9 +261,12 @@ class Detector:
                 signals.append(f"{p.rule.id}: {firing.reasons[0]}")
             fired.append(result)
         if verdict is not None and (verdict.alert or verdict.odd):
-            model_firing = Firing([event.event_id], verdict.reasons or [
-                f"behaviour scored {verdict.anomaly_score:.2f} by the anomaly model"],
-                [ctx.sid] if ctx.sid else [])
+            model_firing = Firing(
+                [event.event_id],
+                verdict.reasons
+                or [f"behaviour scored {verdict.anomaly_score:.2f} by the anomaly model"],
+                [ctx.sid] if ctx.sid else [],
+            )
             if verdict.alert and self._model_rule is not None:
                 result = self._fold(self._model_rule, model_firing, ctx, state)
                 result.alert.model = self._model_section(verdict)
@@ -241,8 +288,12 @@ class Detector:
 
     def _model_section(self, verdict: Verdict) -> dict[str, Any]:
         assert self.model is not None
-        return {"name": self.model.name, "version": self.model.version,
-                "anomaly_score": round(verdict.anomaly_score, 4), "top_features": verdict.top}
+        return {
+            "name": self.model.name,
+            "version": self.model.version,
+            "anomaly_score": round(verdict.anomaly_score, 4),
+            "top_features": verdict.top,
+        }
 
     def _fold(self, p: _Planned, firing: Firing, ctx: EventContext, st: UserState) -> Fired:
         rule, ev, t = p.rule, ctx.event, ctx.t
@@ -250,16 +301,39 @@ class Detector:
         if fold is not None and fold.first <= t < fold.first + p.fold:
             fold.count += 1
             fold.last = max(fold.last, t)
-            return Fired(self._alert(rule, fold.alert_id, ctx, [ev.event_id], firing.reasons,
-                                     firing.subject_ids[:1], t, 1), folded=True)
+            return Fired(
+                self._alert(
+                    rule,
+                    fold.alert_id,
+                    ctx,
+                    [ev.event_id],
+                    firing.reasons,
+                    firing.subject_ids[:1],
+                    t,
+                    1,
+                ),
+                folded=True,
+            )
         aid = alert_id(rule.id, ev.user_id, ev.event_id)
         first = min(firing.first_t or t, t)
         st.folds[rule.id] = Fold(aid, t, t, firing.count)
-        return Fired(self._alert(rule, aid, ctx, firing.event_ids, firing.reasons,
-                                 firing.subject_ids, first, firing.count), folded=False)
+        return Fired(
+            self._alert(
+                rule,
+                aid,
+                ctx,
+                firing.event_ids,
+                firing.reasons,
+                firing.subject_ids,
+                first,
+                firing.count,
+            ),
+            folded=False,
+        )
 
-    def _add_risk(self, rule: r.Risk, points: float, signals: list[str], ctx: EventContext,
-                  st: UserState) -> Fired | None:
+    def _add_risk(
+        self, rule: r.Risk, points: float, signals: list[str], ctx: EventContext, st: UserState
+    ) -> Fired | None:
         """Weak signals add up: a decaying score that alerts when it crosses the threshold."""
         t = ctx.t
         if st.risk_t and t > st.risk_t:
@@ -278,19 +352,42 @@ class Detector:
             return None
         st.risk_armed = False
         aid = alert_id(rule.id, ctx.event.user_id, ctx.event.event_id)
-        reasons = [f"risk score {st.risk:.0f} passed {rule.threshold:g} from "
-                   f"{len(st.risk_evidence)} accesses that each looked a little wrong",
-                   *st.risk_reasons]
-        return Fired(self._alert(rule, aid, ctx, list(st.risk_evidence), reasons,
-                                 [], t, len(st.risk_evidence)), folded=False)
+        reasons = [
+            f"risk score {st.risk:.0f} passed {rule.threshold:g} from "
+            f"{len(st.risk_evidence)} accesses that each looked a little wrong",
+            *st.risk_reasons,
+        ]
+        return Fired(
+            self._alert(
+                rule, aid, ctx, list(st.risk_evidence), reasons, [], t, len(st.risk_evidence)
+            ),
+            folded=False,
+        )
 
-    def _alert(self, rule: r.Rule, aid: str, ctx: EventContext, event_ids: list[str],
-               reasons: list[str], subject_ids: list[str], first: float, count: int) -> Alert:
+    def _alert(
+        self,
+        rule: r.Rule,
+        aid: str,
+        ctx: EventContext,
+        event_ids: list[str],
+        reasons: list[str],
+        subject_ids: list[str],
+        first: float,
+        count: int,
+    ) -> Alert:
         now = self.clock() if self.clock is not None else ctx.t
         return Alert(
-            alert_id=aid, created_at=format_ts(now), user_id=ctx.event.user_id,
-            rule_id=rule.id, title=rule.title, severity=rule.severity,
-            score=score(rule.severity, count), event_ids=event_ids, reasons=reasons,
-            first_seen=format_ts(first), last_seen=format_ts(ctx.t), count=count,
+            alert_id=aid,
+            created_at=format_ts(now),
+            user_id=ctx.event.user_id,
+            rule_id=rule.id,
+            title=rule.title,
+            severity=rule.severity,
+            score=score(rule.severity, count),
+            event_ids=event_ids,
+            reasons=reasons,
+            first_seen=format_ts(first),
+            last_seen=format_ts(ctx.t),
+            count=count,
             subject_ids=subject_ids,
         )

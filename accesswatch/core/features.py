@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass
+from itertools import pairwise
 
 import msgspec
 
@@ -24,16 +25,16 @@ CASUAL_TYPES = frozenset({"vehicle", "address"})
 # Raw values the tracker emits, in this order.  The model derives its own
 # columns (ratios to the member's and the peer group's usual) from these.
 RAW = (
-    "opens_1h",             # records opened in the last hour
-    "usual_per_hour",       # the member's usual opens per active hour (EWMA)
-    "distinct_10m",         # distinct records opened in the last ten minutes
-    "median_gap_10m",       # median seconds between those opens (600 if fewer than 2)
-    "unjustified_share_1h", # share of the hour's opens: people/incidents, no justifying case
-    "out_of_area_1h",       # opens of records from another area, no justifying case
-    "prints_1h",            # prints and exports in the last hour
-    "off_duty_minutes",     # minutes outside every rostered duty (0 on duty or no roster)
-    "new_terminal",         # 1 when this terminal is new to the member
-    "idle_hours",           # hours since the member's previous event
+    "opens_1h",  # records opened in the last hour
+    "usual_per_hour",  # the member's usual opens per active hour (EWMA)
+    "distinct_10m",  # distinct records opened in the last ten minutes
+    "median_gap_10m",  # median seconds between those opens (600 if fewer than 2)
+    "unjustified_share_1h",  # share of the hour's opens: people/incidents, no justifying case
+    "out_of_area_1h",  # opens of records from another area, no justifying case
+    "prints_1h",  # prints and exports in the last hour
+    "off_duty_minutes",  # minutes outside every rostered duty (0 on duty or no roster)
+    "new_terminal",  # 1 when this terminal is new to the member
+    "idle_hours",  # hours since the member's previous event
 )
 
 
@@ -77,8 +78,13 @@ def observe(b: Behaviour, ctx: EventContext) -> Row | None:
     if ctx.sid is not None and ctx.subject_type not in CASUAL_TYPES and not ctx.justified:
         flags |= 1
         staff, subject = ctx.staff, ctx.subject
-        if (staff is not None and subject is not None and subject.area
-                and subject.area != staff.area and ctx.ref.is_area(staff.area)):
+        if (
+            staff is not None
+            and subject is not None
+            and subject.area
+            and subject.area != staff.area
+            and ctx.ref.is_area(staff.area)
+        ):
             flags |= 2
     if ev.action in ("print", "export"):
         flags |= 4
@@ -109,18 +115,19 @@ def _busy(b: Behaviour, t: float, flags: int) -> bool:
         return True
     recent = b.recent
     n = len(recent)
-    return n >= 3 and recent[n - 3][0] >= t - RECENT or n > b.usual + 2
+    return (n >= 3 and recent[n - 3][0] >= t - RECENT) or n > b.usual + 2
 
 
-def _values(b: Behaviour, ctx: EventContext, t: float, new_terminal: bool,
-            idle: float) -> tuple[float, ...]:
+def _values(
+    b: Behaviour, ctx: EventContext, t: float, new_terminal: bool, idle: float
+) -> tuple[float, ...]:
     recent_all = b.recent
     hi = bisect.bisect_right(recent_all, t, key=lambda e: e[0])
     lo = bisect.bisect_left(recent_all, t - HOUR, key=lambda e: e[0])
     hour = recent_all[lo:hi]
     opens = [e for e in hour if e[1]]
     recent = [e[0] for e in opens if e[0] >= t - RECENT]
-    gaps = sorted([b2 - a for a, b2 in zip(recent, recent[1:], strict=False)])
+    gaps = sorted([b2 - a for a, b2 in pairwise(recent)])
     median_gap = gaps[len(gaps) // 2] if gaps else RECENT
     n = len(opens)
     suspect = sum(e[2] & 1 for e in opens)

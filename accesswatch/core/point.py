@@ -42,7 +42,9 @@ def relationship(rule: r.Relationship, ctx: EventContext, st: UserState) -> Firi
             return None
         same_name = staff.surname is not None and subject.surname == staff.surname
         if relation == "family" and same_name:
-            what = f"opened the person record {sid} of someone sharing their surname and home postcode"
+            what = (
+                f"opened the person record {sid} of someone sharing their surname and home postcode"
+            )
         elif relation == "neighbour" and not same_name:
             what = f"opened the person record {sid} of someone living at their home postcode"
         else:
@@ -75,15 +77,23 @@ def victim(rule: r.Victim, ctx: EventContext, st: UserState) -> Firing | None:
         return None
     if ctx.justified or assigned_open_case_listing(ctx):
         return None
-    return _opened(ctx, f"opened record {ctx.sid}, flagged {rule.flag}, without being assigned "
-                        f"to an open case that lists them ({ctx.why_unjustified})")
+    return _opened(
+        ctx,
+        f"opened record {ctx.sid}, flagged {rule.flag}, without being assigned "
+        f"to an open case that lists them ({ctx.why_unjustified})",
+    )
 
 
-def unjustified_access(rule: r.UnjustifiedAccess, ctx: EventContext, st: UserState) -> Firing | None:
+def unjustified_access(
+    rule: r.UnjustifiedAccess, ctx: EventContext, st: UserState
+) -> Firing | None:
     if ctx.sid is None or ctx.subject_type not in rule.subject_types or ctx.justified:
         return None
-    return _opened(ctx, f"opened {ctx.subject_type} record {ctx.sid} with no justifying case "
-                        f"({ctx.why_unjustified})")
+    return _opened(
+        ctx,
+        f"opened {ctx.subject_type} record {ctx.sid} with no justifying case "
+        f"({ctx.why_unjustified})",
+    )
 
 
 def off_duty(rule: r.OffDuty, ctx: EventContext, st: UserState) -> Firing | None:
@@ -96,9 +106,12 @@ def off_duty(rule: r.OffDuty, ctx: EventContext, st: UserState) -> Firing | None
         return None
     gap = roster.nearest_gap(ctx.t) or 0.0
     at = datetime.fromtimestamp(ctx.t, UTC).strftime("%Y-%m-%d %H:%M UTC")
-    return _opened(ctx, f"used {ctx.event.system} ({ctx.event.action}) at {at}, "
-                        f"{_span(gap)} from the nearest rostered duty "
-                        f"(grace {_span(grace)})")
+    return _opened(
+        ctx,
+        f"used {ctx.event.system} ({ctx.event.action}) at {at}, "
+        f"{_span(gap)} from the nearest rostered duty "
+        f"(grace {_span(grace)})",
+    )
 
 
 def account(rule: r.Account, ctx: EventContext, st: UserState) -> Firing | None:
@@ -106,25 +119,33 @@ def account(rule: r.Account, ctx: EventContext, st: UserState) -> Firing | None:
     if rule.condition == "unknown":
         if staff is not None:
             return None
-        return _opened(ctx, f"account {uid} is not in the staff directory but made an access "
-                            f"on {ctx.event.system}")
+        return _opened(
+            ctx,
+            f"account {uid} is not in the staff directory but made an access on {ctx.event.system}",
+        )
     if staff is None:
         return None
     if rule.condition == "inactive_status":
         if staff.status not in rule.statuses:
             return None
-        return _opened(ctx, f"account {uid} is marked {staff.status} in the staff directory "
-                            f"but made an access on {ctx.event.system}")
+        return _opened(
+            ctx,
+            f"account {uid} is marked {staff.status} in the staff directory "
+            f"but made an access on {ctx.event.system}",
+        )
     before = max(ctx.prev_t, staff.last_active or 0.0)
     idle = ctx.t - before
     if before <= 0 or idle < rule.idle_days * 86400:
         return None
-    return _opened(ctx, f"account {uid} had been idle for {idle / 86400:.0f} days "
-                        f"(limit {rule.idle_days:g}) before this access")
+    return _opened(
+        ctx,
+        f"account {uid} had been idle for {idle / 86400:.0f} days "
+        f"(limit {rule.idle_days:g}) before this access",
+    )
 
 
 def _span(s: float) -> str:
-    m = int(round(s / 60))
+    m = round(s / 60)
     if m < 60:
         return f"{m} min"
     h, m = divmod(m, 60)

@@ -35,8 +35,9 @@ def _insert(st: UserState, rule_id: str, entry: Entry, keep: float) -> list[Entr
     return entries
 
 
-def _in_window(entries: list[Entry], t: float, window: float, distinct: bool = False
-               ) -> list[Entry]:
+def _in_window(
+    entries: list[Entry], t: float, window: float, distinct: bool = False
+) -> list[Entry]:
     """The fullest span of ``window`` seconds that contains ``t``.
 
     In order, that is simply the span ending at ``t``.  When ``t`` arrived late,
@@ -50,7 +51,7 @@ def _in_window(entries: list[Entry], t: float, window: float, distinct: bool = F
     best, best_n = entries[lo:hi], _size(entries[lo:hi], distinct)
     for j in range(hi, end):
         start = bisect.bisect_left(entries, entries[j][0] - window, key=lambda e: e[0])
-        span = entries[start:j + 1]
+        span = entries[start : j + 1]
         n = _size(span, distinct)
         if n > best_n:
             best, best_n = span, n
@@ -74,8 +75,7 @@ def window_count(rule: r.WindowCount, ctx: EventContext, st: UserState) -> Firin
     if rule.only_unjustified and ctx.justified:
         return None
     window = seconds(rule.window)
-    entries = _insert(st, rule.id, (ctx.t, ev.event_id, ctx.sid, False),
-                      window + ctx.lateness)
+    entries = _insert(st, rule.id, (ctx.t, ev.event_id, ctx.sid, False), window + ctx.lateness)
     current = _in_window(entries, ctx.t, window, rule.distinct_subjects)
     if len(current) < rule.threshold:
         return None
@@ -85,8 +85,7 @@ def window_count(rule: r.WindowCount, ctx: EventContext, st: UserState) -> Firin
     ids, subjects = _evidence(current)
     noun = "distinct records" if rule.distinct_subjects else f"{'/'.join(rule.actions)} actions"
     span = current[-1][0] - current[0][0]
-    what = (f"{n} {noun} in {_minutes(span)} (threshold {rule.threshold} "
-            f"within {rule.window})")
+    what = f"{n} {noun} in {_minutes(span)} (threshold {rule.threshold} within {rule.window})"
     if rule.only_unjustified:
         what += ", none with a justifying case"
     return Firing(ids, [what], subjects, first_t=current[0][0])
@@ -101,16 +100,21 @@ def out_of_area(rule: r.OutOfArea, ctx: EventContext, st: UserState) -> Firing |
     if rule.unless_justified and ctx.justified:
         return None
     window = seconds(rule.window)
-    entries = _insert(st, rule.id, (ctx.t, ctx.event.event_id, ctx.sid, True), window + ctx.lateness)
+    entries = _insert(
+        st, rule.id, (ctx.t, ctx.event.event_id, ctx.sid, True), window + ctx.lateness
+    )
     current = _in_window(entries, ctx.t, window, distinct=True)
-    areas = sorted({ctx.ref.subjects[e[2]].area or "?" for e in current
-                    if e[2] in ctx.ref.subjects})
+    areas = sorted(
+        {ctx.ref.subjects[e[2]].area or "?" for e in current if e[2] in ctx.ref.subjects}
+    )
     distinct = len({e[2] for e in current})
     if distinct < rule.min_distinct:
         return None
     ids, subjects = _evidence(current)
-    what = (f"opened {distinct} records from outside their area ({staff.area}) within "
-            f"{rule.window}, in {', '.join(areas[:5])}, with no justifying case")
+    what = (
+        f"opened {distinct} records from outside their area ({staff.area}) within "
+        f"{rule.window}, in {', '.join(areas[:5])}, with no justifying case"
+    )
     return Firing(ids, [what], subjects, first_t=current[0][0])
 
 
@@ -121,8 +125,9 @@ def volume(rule: r.Volume, ctx: EventContext, st: UserState) -> Firing | None:
     window = seconds(rule.window)
     # Vehicle and address checks need no case: they never count as unjustified here.
     suspect = ctx.subject_type not in rule.casual_types and not ctx.justified
-    entries = _insert(st, rule.id, (ctx.t, ctx.event.event_id, ctx.sid, suspect),
-                      window + ctx.lateness)
+    entries = _insert(
+        st, rule.id, (ctx.t, ctx.event.event_id, ctx.sid, suspect), window + ctx.lateness
+    )
     warm = hours >= rule.warmup_hours
     need = max(rule.min_count, rule.ratio * usual * window / 3600) if warm else rule.cold_min_count
     if len(entries) < need:
@@ -137,8 +142,10 @@ def volume(rule: r.Volume, ctx: EventContext, st: UserState) -> Firing | None:
     ids, subjects = _evidence(current)
     span = current[-1][0] - current[0][0]
     usual_text = f"their usual is {usual:.0f} an hour" if warm else "they have little history yet"
-    what = (f"opened {n} records in {_minutes(span)}; {usual_text}; "
-            f"{unjustified} of them people or incidents with no justifying case")
+    what = (
+        f"opened {n} records in {_minutes(span)}; {usual_text}; "
+        f"{unjustified} of them people or incidents with no justifying case"
+    )
     return Firing(ids, [what], subjects, first_t=current[0][0])
 
 
@@ -179,8 +186,10 @@ def repeat_subject(rule: r.RepeatSubject, ctx: EventContext, st: UserState) -> F
     if len(seen) < rule.min_days:
         return None
     days = ", ".join(datetime.fromordinal(d).strftime("%d %b") for d, _ in seen)
-    what = (f"opened {ctx.subject_type} record {ctx.sid} on {len(seen)} separate days ({days}) "
-            f"with no justifying case on any of them")
+    what = (
+        f"opened {ctx.subject_type} record {ctx.sid} on {len(seen)} separate days ({days}) "
+        f"with no justifying case on any of them"
+    )
     return Firing([e for _, e in seen], [what], [ctx.sid])
 
 

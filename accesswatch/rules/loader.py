@@ -54,15 +54,21 @@ def parse_rules(text: str, source: str = "<rules>") -> RulePack:
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
-        raise RulesError(source, line, None, f"not valid YAML: {getattr(e, 'problem', e)}") from None
+        raise RulesError(
+            source, line, None, f"not valid YAML: {getattr(e, 'problem', e)}"
+        ) from None
     if not isinstance(data, dict) or root is None:
         raise RulesError(source, 1, None, "a rule pack is a mapping with a `rules:` list")
     top = _children(root)
     for key in data:
         if key not in _TOP_KEYS:
-            raise RulesError(source, _line(_keys(root).get(key), root), None, f"unknown top-level key {key!r}")
+            raise RulesError(
+                source, _line(_keys(root).get(key), root), None, f"unknown top-level key {key!r}"
+            )
     lists = _lists(data.get("lists") or {}, source, top.get("lists") or root)
-    settings = _convert(data.get("settings") or {}, Settings, source, top.get("settings") or root, None)
+    settings = _convert(
+        data.get("settings") or {}, Settings, source, top.get("settings") or root, None
+    )
     raw_rules = data.get("rules")
     rules_node = top.get("rules")
     if not isinstance(raw_rules, list) or not raw_rules or rules_node is None:
@@ -76,7 +82,9 @@ def parse_rules(text: str, source: str = "<rules>") -> RulePack:
         expanded = _expand(raw, lists, source, node, rule_id)
         rule = _convert(expanded, AnyRule, source, node, rule_id)
         if rule.id in seen:
-            raise RulesError(source, _line(node, root), rule.id, f"duplicate id (first at line {seen[rule.id]})")
+            raise RulesError(
+                source, _line(node, root), rule.id, f"duplicate id (first at line {seen[rule.id]})"
+            )
         seen[rule.id] = _line(node, root) or 0
         rules.append(rule)
     version = hashlib.sha256(text.encode()).hexdigest()[:12]
@@ -100,19 +108,30 @@ def _lists(value: Any, source: str, node: yaml.Node) -> dict[str, list[str]]:
     for name, items in value.items():
         if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
             child = _keys(node).get(name)
-            raise RulesError(source, _line(child, node), None, f"list {name!r} must be a list of strings")
+            raise RulesError(
+                source, _line(child, node), None, f"list {name!r} must be a list of strings"
+            )
     return {name: list(items) for name, items in value.items()}
 
 
-def _expand(raw: dict[str, Any], lists: dict[str, list[str]], source: str,
-            node: yaml.Node, rule_id: str | None) -> dict[str, Any]:
+def _expand(
+    raw: dict[str, Any],
+    lists: dict[str, list[str]],
+    source: str,
+    node: yaml.Node,
+    rule_id: str | None,
+) -> dict[str, Any]:
     """Replace ``$name`` items in string lists with the shared list's items."""
 
     def walk(value: Any, at: yaml.Node) -> Any:
         if isinstance(value, dict):
             kids, keys = _children(at), _keys(at)
-            return {k: walk(v, kids.get(k, at)) if isinstance(v, dict) else walk_list(v, keys.get(k, at))
-                    for k, v in value.items()}
+            return {
+                k: walk(v, kids.get(k, at))
+                if isinstance(v, dict)
+                else walk_list(v, keys.get(k, at))
+                for k, v in value.items()
+            }
         return walk_list(value, at)
 
     def walk_list(value: Any, at: yaml.Node) -> Any:

@@ -65,12 +65,12 @@ class Rule(msgspec.Struct, forbid_unknown_fields=True, frozen=True, tag_field="k
 _DURATION_FIELDS = {"fold", "window", "lookback", "grace", "half_life"}
 
 
-class Relationship(Rule, tag="relationship"):
+class Relationship(Rule, tag="relationship", frozen=True):
     relation: Literal["self", "family", "neighbour", "colleague"] = "self"
     unless_justified: bool = True
 
 
-class FlaggedRecord(Rule, tag="flagged_record"):
+class FlaggedRecord(Rule, tag="flagged_record", frozen=True):
     flags: list[str] = []
     unless_justified: bool = True
 
@@ -80,15 +80,15 @@ class FlaggedRecord(Rule, tag="flagged_record"):
             raise ValueError("flags must name at least one flag")
 
 
-class Victim(Rule, tag="victim"):
+class Victim(Rule, tag="victim", frozen=True):
     flag: str = "victim"
 
 
-class UnjustifiedAccess(Rule, tag="unjustified_access"):
+class UnjustifiedAccess(Rule, tag="unjustified_access", frozen=True):
     subject_types: list[str] = msgspec.field(default_factory=lambda: ["person"])
 
 
-class RepeatSubject(Rule, tag="repeat_subject"):
+class RepeatSubject(Rule, tag="repeat_subject", frozen=True):
     min_days: int = 3
     lookback: str = "30d"
     subject_types: list[str] = msgspec.field(default_factory=lambda: ["person"])
@@ -100,20 +100,22 @@ class RepeatSubject(Rule, tag="repeat_subject"):
             raise ValueError("min_days must be >= 2")
 
 
-class OffDuty(Rule, tag="off_duty"):
+class OffDuty(Rule, tag="off_duty", frozen=True):
     grace: str = "30m"
 
 
-class Account(Rule, tag="account"):
+class Account(Rule, tag="account", frozen=True):
     condition: Literal["inactive_status", "idle", "unknown"] = "inactive_status"
     statuses: list[str] = msgspec.field(default_factory=lambda: ["suspended", "leaver"])
     idle_days: float = 60
 
 
-class OutOfArea(Rule, tag="out_of_area"):
+class OutOfArea(Rule, tag="out_of_area", frozen=True):
     window: str = "7d"
     min_distinct: int = 4
-    subject_types: list[str] = msgspec.field(default_factory=lambda: ["person", "incident", "other"])
+    subject_types: list[str] = msgspec.field(
+        default_factory=lambda: ["person", "incident", "other"]
+    )
     unless_justified: bool = True
 
     def __post_init__(self) -> None:
@@ -122,10 +124,12 @@ class OutOfArea(Rule, tag="out_of_area"):
             raise ValueError("min_distinct must be >= 1")
 
 
-class WindowCount(Rule, tag="window_count"):
+class WindowCount(Rule, tag="window_count", frozen=True):
     window: str = "1h"
     threshold: int = 10
-    actions: list[Action] = msgspec.field(default_factory=lambda: ["search", "view", "print", "export", "update"])
+    actions: list[Action] = msgspec.field(
+        default_factory=lambda: ["search", "view", "print", "export", "update"]
+    )
     distinct_subjects: bool = False
     only_unjustified: bool = False
     opens_only: bool = True
@@ -138,7 +142,7 @@ class WindowCount(Rule, tag="window_count"):
             raise ValueError("actions must name at least one action")
 
 
-class Volume(Rule, tag="volume"):
+class Volume(Rule, tag="volume", frozen=True):
     """Opens in a window against the member's own usual rate per active hour."""
 
     window: str = "2h"
@@ -159,15 +163,24 @@ class Volume(Rule, tag="volume"):
             raise ValueError("min_unjustified_share must be between 0 and 1")
 
 
-class Risk(Rule, tag="risk"):
+class Risk(Rule, tag="risk", frozen=True):
     threshold: float = 20.0
     half_life: str = "24h"
     rearm_below: float = 0.5
 
 
 AnyRule = (
-    Relationship | FlaggedRecord | Victim | UnjustifiedAccess | RepeatSubject | OffDuty
-    | Account | OutOfArea | WindowCount | Volume | Risk
+    Relationship
+    | FlaggedRecord
+    | Victim
+    | UnjustifiedAccess
+    | RepeatSubject
+    | OffDuty
+    | Account
+    | OutOfArea
+    | WindowCount
+    | Volume
+    | Risk
 )
 
 

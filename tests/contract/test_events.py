@@ -16,9 +16,17 @@ from accesswatch.contract.schemas import schema
 from accesswatch.errors import InvalidRecord
 
 VALID: dict[str, Any] = {
-    "event_id": "e-1", "ts": "2026-03-02T08:15:00Z", "user_id": "u1", "terminal_id": "NTH-T1",
-    "system": "PNC", "action": "view", "subject_type": "person", "subject_id": "P-1",
-    "query": "smith ls1", "case_ref": "C-1", "result_count": 3,
+    "event_id": "e-1",
+    "ts": "2026-03-02T08:15:00Z",
+    "user_id": "u1",
+    "terminal_id": "NTH-T1",
+    "system": "PNC",
+    "action": "view",
+    "subject_type": "person",
+    "subject_id": "P-1",
+    "query": "smith ls1",
+    "case_ref": "C-1",
+    "result_count": 3,
 }
 VALIDATOR = Draft202012Validator(schema("access_event"), format_checker=FormatChecker())
 
@@ -38,8 +46,14 @@ def reason(raw: bytes) -> str:
     [
         VALID,
         {k: VALID[k] for k in ("event_id", "ts", "user_id", "terminal_id", "system", "action")},
-        {**VALID, "subject_type": None, "subject_id": None, "query": None, "case_ref": None,
-         "result_count": None},
+        {
+            **VALID,
+            "subject_type": None,
+            "subject_id": None,
+            "query": None,
+            "case_ref": None,
+            "result_count": None,
+        },
         {**VALID, "ts": "2026-03-02T08:15:00.123456789+01:00"},
         {**VALID, "ts": "2026-03-02T08:15:00-05:30"},
         {**VALID, "unknown_field": {"nested": [1, 2]}, "another": None},
@@ -59,30 +73,56 @@ def test_accepts_valid_events(event: dict[str, Any]) -> None:
 
 def test_lower_case_t_and_z_are_rfc3339() -> None:
     # RFC 3339 §5.6 allows them; some validators do not.  We follow the RFC.
-    assert decode_event(encode({**VALID, "ts": "2026-03-02t08:15:00z"})).t == decode_event(
-        encode(VALID)).t
+    assert (
+        decode_event(encode({**VALID, "ts": "2026-03-02t08:15:00z"})).t
+        == decode_event(encode(VALID)).t
+    )
 
 
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [
         (encode({**VALID, "ts": "2026-03-02T08:15:00"}), "ts: no time zone"),
-        (encode({**VALID, "action": "delete"}),
-         "action: 'delete' is not one of search|view|print|export|update"),
+        (
+            encode({**VALID, "action": "delete"}),
+            "action: 'delete' is not one of search|view|print|export|update",
+        ),
         (encode({k: v for k, v in VALID.items() if k != "user_id"}), "user_id: missing"),
-        (encode({**VALID, "ts": "02/03/2026 08:15"}), "ts: '02/03/2026 08:15' is not an RFC 3339 timestamp"),
-        (encode({**VALID, "ts": "2026-03-02 08:15:00Z"}),
-         "ts: '2026-03-02 08:15:00Z' is not an RFC 3339 timestamp"),
-        (encode({**VALID, "ts": "2026-02-30T08:15:00Z"}), "ts: '2026-02-30T08:15:00Z' is not a valid date and time"),
+        (
+            encode({**VALID, "ts": "02/03/2026 08:15"}),
+            "ts: '02/03/2026 08:15' is not an RFC 3339 timestamp",
+        ),
+        (
+            encode({**VALID, "ts": "2026-03-02 08:15:00Z"}),
+            "ts: '2026-03-02 08:15:00Z' is not an RFC 3339 timestamp",
+        ),
+        (
+            encode({**VALID, "ts": "2026-02-30T08:15:00Z"}),
+            "ts: '2026-02-30T08:15:00Z' is not a valid date and time",
+        ),
         (encode({**VALID, "ts": 1772439300}), "ts: must be a string, got an integer"),
         (encode({**VALID, "result_count": -1}), "result_count: must be at least 0"),
-        (encode({**VALID, "result_count": "3"}), "result_count: must be an integer or null, got a string"),
-        (encode({**VALID, "result_count": True}), "result_count: must be an integer or null, got true/false"),
+        (
+            encode({**VALID, "result_count": "3"}),
+            "result_count: must be an integer or null, got a string",
+        ),
+        (
+            encode({**VALID, "result_count": True}),
+            "result_count: must be an integer or null, got true/false",
+        ),
         (encode({**VALID, "event_id": ""}), "event_id: must not be empty"),
-        (encode({**VALID, "user_id": "u" * 65}), "user_id: 65 characters, longer than the 64 allowed"),
-        (encode({**VALID, "query": "q" * 1025}), "query: 1025 characters, longer than the 1024 allowed"),
-        (encode({**VALID, "subject_type": "animal"}),
-         "subject_type: 'animal' is not one of person|vehicle|address|incident|other|null"),
+        (
+            encode({**VALID, "user_id": "u" * 65}),
+            "user_id: 65 characters, longer than the 64 allowed",
+        ),
+        (
+            encode({**VALID, "query": "q" * 1025}),
+            "query: 1025 characters, longer than the 1024 allowed",
+        ),
+        (
+            encode({**VALID, "subject_type": "animal"}),
+            "subject_type: 'animal' is not one of person|vehicle|address|incident|other|null",
+        ),
         (encode([VALID]), "not a JSON object (got an array)"),
         (b'{"event_id": "e-1", "ts": ', "not valid JSON: Input data was truncated"),
         (b"", "empty message"),
@@ -111,19 +151,36 @@ def test_reasons_never_echo_free_text() -> None:
 
 # ---- agreement with the JSON Schema, on generated input -------------------
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-5, 10**12) | st.floats(allow_nan=False, allow_infinity=False)
+    st.none()
+    | st.booleans()
+    | st.integers(-5, 10**12)
+    | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
     max_leaves=6,
 )
-timestamps = st.sampled_from([
-    "2026-03-02T08:15:00Z", "2026-03-02T08:15:00+01:00", "2026-03-02T08:15:00.5Z",
-    "2026-03-02T08:15:00", "2026-03-02 08:15:00Z", "2026-03-02", "2026-13-02T08:15:00Z",
-    "2026-03-02T25:15:00Z", "2026-03-02T08:15Z", "", "yesterday", "2026-03-02T08:15:00+0100",
-])
+timestamps = st.sampled_from(
+    [
+        "2026-03-02T08:15:00Z",
+        "2026-03-02T08:15:00+01:00",
+        "2026-03-02T08:15:00.5Z",
+        "2026-03-02T08:15:00",
+        "2026-03-02 08:15:00Z",
+        "2026-03-02",
+        "2026-13-02T08:15:00Z",
+        "2026-03-02T25:15:00Z",
+        "2026-03-02T08:15Z",
+        "",
+        "yesterday",
+        "2026-03-02T08:15:00+0100",
+    ]
+)
 field_values = {
     "ts": timestamps | json_values,
-    "action": st.sampled_from(["search", "view", "print", "export", "update", "delete", "VIEW"]) | json_values,
+    "action": st.sampled_from(["search", "view", "print", "export", "update", "delete", "VIEW"])
+    | json_values,
     "subject_type": st.sampled_from(["person", "vehicle", "other", "animal", None]) | json_values,
     "result_count": st.integers(-3, 10**6) | st.sampled_from([2.0, 2.5, -1.0]) | json_values,
 }

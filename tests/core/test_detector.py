@@ -57,7 +57,8 @@ def test_reasons_say_why_in_plain_english() -> None:
     (alert,) = [a for a in book.alerts.values() if a.rule_id == "AW-002"]
     assert alert.reasons[0] == (
         "opened the person record P-FAM of someone sharing their surname and home postcode; "
-        "no case justified it: they are not assigned to the case given (C-OTHER)")
+        "no case justified it: they are not assigned to the case given (C-OTHER)"
+    )
 
 
 def test_windows_tolerate_events_a_little_out_of_order() -> None:
@@ -72,18 +73,21 @@ def test_windows_tolerate_events_a_little_out_of_order() -> None:
 
 def test_state_survives_encoding_between_batches() -> None:
     """Split a stream anywhere, encode state in between: same alerts (what a restart does)."""
-    events = ([ev(t=T0 + d * DAY + HOUR, subject="P-X") for d in range(3)]
-              + [ev(t=T0 + 3 * DAY + HOUR + i * 5, subject=f"P-N{i:03d}") for i in range(25)]
-              + [ev(t=T0 + 4 * DAY + 12 * HOUR + i, subject=None, action="search") for i in range(3)])
+    events = (
+        [ev(t=T0 + d * DAY + HOUR, subject="P-X") for d in range(3)]
+        + [ev(t=T0 + 3 * DAY + HOUR + i * 5, subject=f"P-N{i:03d}") for i in range(25)]
+        + [ev(t=T0 + 4 * DAY + 12 * HOUR + i, subject=None, action="search") for i in range(3)]
+    )
     whole = run(events)
     states: dict[str, UserState] = {}
     detector = Detector(load_rules(), build_force())
     book = AlertBook()
     for cut in range(0, len(events), 7):
-        book.add(detector.process_batch(events[cut:cut + 7], states))
+        book.add(detector.process_batch(events[cut : cut + 7], states))
         states = {k: decode_state(encode_state(v)) for k, v in states.items()}
     assert msgspec.to_builtins(list(book.alerts.values())) == msgspec.to_builtins(
-        list(whole.alerts.values()))
+        list(whole.alerts.values())
+    )
     assert {"AW-007", "AW-009", "AW-010"} <= {a.rule_id for a in whole.alerts.values()}
 
 

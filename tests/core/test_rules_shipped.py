@@ -30,15 +30,30 @@ def fired_rules(events: list[AccessEvent], pack=PACK) -> set[str]:
     return {f.alert.rule_id for f in detector.process_batch(events, states)}
 
 
-def repeat(user: str, subjects: list[str], start: float, gap: float, action: str = "view",
-           case: str | None = None) -> list[AccessEvent]:
+def repeat(
+    user: str,
+    subjects: list[str],
+    start: float,
+    gap: float,
+    action: str = "view",
+    case: str | None = None,
+) -> list[AccessEvent]:
     return [ev(user, start + i * gap, s, action=action, case=case) for i, s in enumerate(subjects)]
 
 
 def baseline_then(burst: list[AccessEvent]) -> list[AccessEvent]:
     """Three days of u1's steady justified work (5 opens an hour), then ``burst``."""
-    normal = [ev("u1", T0 + d * DAY + h * HOUR + m * 720, f"P-N{(d * 40 + h * 5 + m) % 200:03d}",
-                 case="C-ANY") for d in range(3) for h in range(8) for m in range(5)]
+    normal = [
+        ev(
+            "u1",
+            T0 + d * DAY + h * HOUR + m * 720,
+            f"P-N{(d * 40 + h * 5 + m) % 200:03d}",
+            case="C-ANY",
+        )
+        for d in range(3)
+        for h in range(8)
+        for m in range(5)
+    ]
     return normal + burst
 
 
@@ -46,55 +61,120 @@ N = [f"P-N{i:03d}" for i in range(200)]
 SOUTH = [f"P-S{i}" for i in range(8)]
 
 CASES: dict[str, tuple[list[Scenario], list[Scenario]]] = {
-    "AW-001": ([lambda: [ev(subject="P-U1")], lambda: [ev(subject="P-U1", case="C-OPEN")]],
-               [lambda: [ev(subject="P-X")], lambda: [ev("u2", subject="P-U1")]]),
-    "AW-002": ([lambda: [ev(subject="P-FAM")], lambda: [ev(subject="P-FAM", case="C-OTHER")]],
-               [lambda: [ev(subject="P-FAM", case="C-OPEN")],
-                lambda: [ev(subject="P-SMITH-ELSEWHERE")], lambda: [ev(subject="P-U1")]]),
-    "AW-003": ([lambda: [ev(subject="P-NB")]],
-               [lambda: [ev(subject="P-NB", case="C-OPEN")], lambda: [ev(subject="P-FAM")],
-                lambda: [ev("u2", subject="P-NB")]]),
-    "AW-004": ([lambda: [ev(subject="P-U2")], lambda: [ev(subject="P-STAFF")]],
-               [lambda: [ev(subject="P-U2", case="C-OPEN")], lambda: [ev("u2", subject="P-U2")]]),
-    "AW-005": ([lambda: [ev(subject="P-VIP")], lambda: [ev(subject="P-VIP", case="C-CLOSED")],
-                lambda: [ev(subject="P-VIP", case="C-NOSUCH")]],
-               [lambda: [ev(subject="P-VIP", case="C-OPEN")], lambda: [ev(subject="P-SENS")]]),
-    "AW-006": ([lambda: [ev("u6", subject="P-VIC")], lambda: [ev("u6", subject="P-VIC", case="C-OTHER")]],
-               [lambda: [ev("u1", subject="P-VIC")], lambda: [ev("u2", subject="P-VIC")],
-                lambda: [ev("u6", subject="P-X")]]),
-    "AW-007": ([lambda: [ev(t=T0 + d * DAY + HOUR, subject="P-X") for d in range(3)]],
-               [lambda: [ev(t=T0 + HOUR + m * 600, subject="P-X") for m in range(3)],
-                lambda: [ev(t=T0 + d * DAY + HOUR, subject="P-X", case="C-OPEN") for d in range(3)],
-                lambda: [ev(t=T0 + d * DAY + HOUR, subject="V-1") for d in range(3)]]),
-    "AW-008": ([lambda: baseline_then(repeat("u1", N[:70], T0 + 3 * DAY + HOUR, 50))],
-               [lambda: baseline_then(repeat("u1", N[:70], T0 + 3 * DAY + HOUR, 50, case="C-ANY")),
-                lambda: baseline_then(repeat("u1", N[:12], T0 + 3 * DAY + HOUR, 300))]),
-    "AW-009": ([lambda: repeat("u1", N[:25], T0 + HOUR, 5)],
-               [lambda: repeat("u1", N[:25], T0 + HOUR, 300),
-                lambda: repeat("u1", ["P-X"] * 25, T0 + HOUR, 5)]),
-    "AW-010": ([lambda: [ev(t=T0 + 12 * HOUR)], lambda: [ev(t=T0 - 3 * HOUR)]],
-               [lambda: [ev(t=T0 + 8 * HOUR + 20 * 60)], lambda: [ev(t=T0 - 25 * 60)],
-                lambda: [ev("hq1", t=T0 - 5 * HOUR)]]),
-    "AW-011": ([lambda: [ev("u3")], lambda: [ev("u4", subject=None, action="search")]],
-               [lambda: [ev("u1")], lambda: [ev("u5")]]),
-    "AW-012": ([lambda: [ev("u5")]],
-               [lambda: [ev("u6")], lambda: [ev("u1", t=T0 + HOUR), ev("u1", t=T0 + 30 * DAY)]]),
+    "AW-001": (
+        [lambda: [ev(subject="P-U1")], lambda: [ev(subject="P-U1", case="C-OPEN")]],
+        [lambda: [ev(subject="P-X")], lambda: [ev("u2", subject="P-U1")]],
+    ),
+    "AW-002": (
+        [lambda: [ev(subject="P-FAM")], lambda: [ev(subject="P-FAM", case="C-OTHER")]],
+        [
+            lambda: [ev(subject="P-FAM", case="C-OPEN")],
+            lambda: [ev(subject="P-SMITH-ELSEWHERE")],
+            lambda: [ev(subject="P-U1")],
+        ],
+    ),
+    "AW-003": (
+        [lambda: [ev(subject="P-NB")]],
+        [
+            lambda: [ev(subject="P-NB", case="C-OPEN")],
+            lambda: [ev(subject="P-FAM")],
+            lambda: [ev("u2", subject="P-NB")],
+        ],
+    ),
+    "AW-004": (
+        [lambda: [ev(subject="P-U2")], lambda: [ev(subject="P-STAFF")]],
+        [lambda: [ev(subject="P-U2", case="C-OPEN")], lambda: [ev("u2", subject="P-U2")]],
+    ),
+    "AW-005": (
+        [
+            lambda: [ev(subject="P-VIP")],
+            lambda: [ev(subject="P-VIP", case="C-CLOSED")],
+            lambda: [ev(subject="P-VIP", case="C-NOSUCH")],
+        ],
+        [lambda: [ev(subject="P-VIP", case="C-OPEN")], lambda: [ev(subject="P-SENS")]],
+    ),
+    "AW-006": (
+        [lambda: [ev("u6", subject="P-VIC")], lambda: [ev("u6", subject="P-VIC", case="C-OTHER")]],
+        [
+            lambda: [ev("u1", subject="P-VIC")],
+            lambda: [ev("u2", subject="P-VIC")],
+            lambda: [ev("u6", subject="P-X")],
+        ],
+    ),
+    "AW-007": (
+        [lambda: [ev(t=T0 + d * DAY + HOUR, subject="P-X") for d in range(3)]],
+        [
+            lambda: [ev(t=T0 + HOUR + m * 600, subject="P-X") for m in range(3)],
+            lambda: [ev(t=T0 + d * DAY + HOUR, subject="P-X", case="C-OPEN") for d in range(3)],
+            lambda: [ev(t=T0 + d * DAY + HOUR, subject="V-1") for d in range(3)],
+        ],
+    ),
+    "AW-008": (
+        [lambda: baseline_then(repeat("u1", N[:70], T0 + 3 * DAY + HOUR, 50))],
+        [
+            lambda: baseline_then(repeat("u1", N[:70], T0 + 3 * DAY + HOUR, 50, case="C-ANY")),
+            lambda: baseline_then(repeat("u1", N[:12], T0 + 3 * DAY + HOUR, 300)),
+        ],
+    ),
+    "AW-009": (
+        [lambda: repeat("u1", N[:25], T0 + HOUR, 5)],
+        [
+            lambda: repeat("u1", N[:25], T0 + HOUR, 300),
+            lambda: repeat("u1", ["P-X"] * 25, T0 + HOUR, 5),
+        ],
+    ),
+    "AW-010": (
+        [lambda: [ev(t=T0 + 12 * HOUR)], lambda: [ev(t=T0 - 3 * HOUR)]],
+        [
+            lambda: [ev(t=T0 + 8 * HOUR + 20 * 60)],
+            lambda: [ev(t=T0 - 25 * 60)],
+            lambda: [ev("hq1", t=T0 - 5 * HOUR)],
+        ],
+    ),
+    "AW-011": (
+        [lambda: [ev("u3")], lambda: [ev("u4", subject=None, action="search")]],
+        [lambda: [ev("u1")], lambda: [ev("u5")]],
+    ),
+    "AW-012": (
+        [lambda: [ev("u5")]],
+        [lambda: [ev("u6")], lambda: [ev("u1", t=T0 + HOUR), ev("u1", t=T0 + 30 * DAY)]],
+    ),
     "AW-013": ([lambda: [ev("ghost")]], [lambda: [ev("u1")], lambda: [ev("u3")]]),
-    "AW-014": ([lambda: repeat("u1", N[:12], T0 + HOUR, 150, action="print"),
-                lambda: repeat("u1", N[:12], T0 + HOUR, 150, action="export")],
-               [lambda: repeat("u1", N[:12], T0 + HOUR, 1800, action="print"),
-                lambda: repeat("u1", N[:12], T0 + HOUR, 150, action="view")]),
-    "AW-015": ([lambda: repeat("u1", SOUTH[:5], T0 + HOUR, 6 * HOUR)],
-               [lambda: repeat("hq1", SOUTH[:5], T0 + HOUR, 6 * HOUR),
-                lambda: repeat("u1", SOUTH[:5], T0 + HOUR, 6 * HOUR, case="C-ANY"),
-                lambda: repeat("u1", SOUTH[:3], T0 + HOUR, 6 * HOUR),
-                lambda: repeat("u1", SOUTH[:5], T0 + HOUR, 3 * DAY)]),
-    "AW-017": ([lambda: [ev(subject="P-S1")]],
-               [lambda: [ev(subject="P-S1", case="C-ANY")], lambda: [ev("hq1", subject="P-S1")],
-                lambda: [ev(subject="P-X")]]),
-    "AW-016": ([lambda: [ev(subject="P-X")]],
-               [lambda: [ev(subject="P-X", case="C-OPEN")], lambda: [ev(subject="V-1")],
-                lambda: [ev(subject=None, action="search")]]),
+    "AW-014": (
+        [
+            lambda: repeat("u1", N[:12], T0 + HOUR, 150, action="print"),
+            lambda: repeat("u1", N[:12], T0 + HOUR, 150, action="export"),
+        ],
+        [
+            lambda: repeat("u1", N[:12], T0 + HOUR, 1800, action="print"),
+            lambda: repeat("u1", N[:12], T0 + HOUR, 150, action="view"),
+        ],
+    ),
+    "AW-015": (
+        [lambda: repeat("u1", SOUTH[:5], T0 + HOUR, 6 * HOUR)],
+        [
+            lambda: repeat("hq1", SOUTH[:5], T0 + HOUR, 6 * HOUR),
+            lambda: repeat("u1", SOUTH[:5], T0 + HOUR, 6 * HOUR, case="C-ANY"),
+            lambda: repeat("u1", SOUTH[:3], T0 + HOUR, 6 * HOUR),
+            lambda: repeat("u1", SOUTH[:5], T0 + HOUR, 3 * DAY),
+        ],
+    ),
+    "AW-017": (
+        [lambda: [ev(subject="P-S1")]],
+        [
+            lambda: [ev(subject="P-S1", case="C-ANY")],
+            lambda: [ev("hq1", subject="P-S1")],
+            lambda: [ev(subject="P-X")],
+        ],
+    ),
+    "AW-016": (
+        [lambda: [ev(subject="P-X")]],
+        [
+            lambda: [ev(subject="P-X", case="C-OPEN")],
+            lambda: [ev(subject="V-1")],
+            lambda: [ev(subject=None, action="search")],
+        ],
+    ),
 }
 
 
@@ -103,12 +183,16 @@ def test_every_shipped_rule_has_cases() -> None:
     assert shipped == set(CASES)
 
 
-@pytest.mark.parametrize(("rule_id", "n"), [(k, i) for k, (pos, _) in CASES.items() for i in range(len(pos))])
+@pytest.mark.parametrize(
+    ("rule_id", "n"), [(k, i) for k, (pos, _) in CASES.items() for i in range(len(pos))]
+)
 def test_rule_fires_on_positive(rule_id: str, n: int) -> None:
     assert rule_id in fired_rules(CASES[rule_id][0][n](), alone(rule_id))
 
 
-@pytest.mark.parametrize(("rule_id", "n"), [(k, i) for k, (_, neg) in CASES.items() for i in range(len(neg))])
+@pytest.mark.parametrize(
+    ("rule_id", "n"), [(k, i) for k, (_, neg) in CASES.items() for i in range(len(neg))]
+)
 def test_rule_quiet_on_negative(rule_id: str, n: int) -> None:
     assert rule_id not in fired_rules(CASES[rule_id][1][n](), alone(rule_id))
 
@@ -121,4 +205,6 @@ def test_risk_adds_up_weak_signals() -> None:
 
 def test_risk_decays() -> None:
     # The same two signals a week apart: the first has decayed by then.
-    assert "AW-090" not in fired_rules([ev(subject="P-NB"), ev(t=T0 + 7 * DAY + HOUR, subject="P-FAM")])
+    assert "AW-090" not in fired_rules(
+        [ev(subject="P-NB"), ev(t=T0 + 7 * DAY + HOUR, subject="P-FAM")]
+    )

@@ -15,4 +15,6 @@ def test_scores_equal_scikit_learn(n: int) -> None:
     forest = IsolationForest(n_estimators=60, max_samples=256, random_state=n).fit(x)
     y = rng.normal(size=(n, 6)) * 3
     y[:, 2] = np.round(y[:, 2])
-    assert np.allclose(FlatForest(forest).score_samples(y), forest.score_samples(y), rtol=0, atol=1e-12)
+    assert np.allclose(
+        FlatForest(forest).score_samples(y), forest.score_samples(y), rtol=0, atol=1e-12
+    )

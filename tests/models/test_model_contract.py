@@ -23,15 +23,18 @@ from models.train import feature_rows
 BEHAVIOURAL = ("S08", "S09", "S12")
 
 
-def test_scores_separate_behavioural_incidents(force: Path, ref: ReferenceData,
-                                               model: AnomalyModel) -> None:
+def test_scores_separate_behavioural_incidents(
+    force: Path, ref: ReferenceData, model: AnomalyModel
+) -> None:
     rows = feature_rows(force / "events.jsonl", Detector(None, ref))
     scores = model.score(model.columns(rows))
     labels = json.loads((force / "labels.json").read_text())
     aucs = {}
     for scenario in BEHAVIOURAL:
         mine = {e for i in labels["incidents"] if i["scenario"] == scenario for e in i["event_ids"]}
-        other = {e for i in labels["incidents"] if i["scenario"] != scenario for e in i["event_ids"]}
+        other = {
+            e for i in labels["incidents"] if i["scenario"] != scenario for e in i["event_ids"]
+        }
         keep = np.array([r.event_id not in other for r in rows])
         y = np.array([r.event_id in mine for r in rows])[keep]
         assert y.sum() >= 5, f"{scenario}: too few incident rows to judge"
@@ -45,12 +48,13 @@ def _run(events, ref, model, batch: int) -> dict[str, dict]:
     states: dict[str, UserState] = {}
     book = AlertBook()
     for i in range(0, len(events), batch):
-        book.add(detector.process_batch(events[i:i + batch], states))
+        book.add(detector.process_batch(events[i : i + batch], states))
     return {k: msgspec.to_builtins(v) for k, v in book.alerts.items()}
 
 
-def test_alerts_do_not_depend_on_batch_size(force: Path, ref: ReferenceData,
-                                            model: AnomalyModel) -> None:
+def test_alerts_do_not_depend_on_batch_size(
+    force: Path, ref: ReferenceData, model: AnomalyModel
+) -> None:
     with (force / "events.jsonl").open("rb") as f:
         events = [decode_event(line) for _, line in zip(range(60000), f, strict=False)]
     whole = _run(events, ref, model, 100000)
@@ -59,8 +63,9 @@ def test_alerts_do_not_depend_on_batch_size(force: Path, ref: ReferenceData,
         assert _run(events, ref, model, batch) == whole, batch
 
 
-def test_model_alerts_carry_model_and_readable_reasons(force: Path, ref: ReferenceData,
-                                                      model: AnomalyModel) -> None:
+def test_model_alerts_carry_model_and_readable_reasons(
+    force: Path, ref: ReferenceData, model: AnomalyModel
+) -> None:
     with (force / "events.jsonl").open("rb") as f:
         events = [decode_event(line) for line in f]
     alerts = [a for a in _run(events, ref, model, 2000).values() if a["rule_id"] == model.rule_id]
@@ -84,8 +89,9 @@ def test_rows_follow_the_declared_features(force: Path, ref: ReferenceData) -> N
 
 
 @pytest.mark.parametrize("batch", [1, 100, 1000])
-def test_judge_scores_a_batch_at_a_time(model: AnomalyModel, batch: int, force: Path,
-                                        ref: ReferenceData) -> None:
+def test_judge_scores_a_batch_at_a_time(
+    model: AnomalyModel, batch: int, force: Path, ref: ReferenceData
+) -> None:
     rows = feature_rows(force / "events.jsonl", Detector(None, ref))[:batch]
     verdicts = model.judge(rows)
     assert len(verdicts) == len(rows)

@@ -30,15 +30,19 @@ def _tamper(model: AnomalyModel, path: Path, **changes: object) -> Path:
     return path
 
 
-@pytest.mark.parametrize(("changes", "words"), [
-    ({"columns": ["opens_1h"]}, "columns"),
-    ({"raw_features": ["x"]}, "raw features"),
-    ({"format": 99}, "not an accesswatch model"),
-    ({"meta": {"sklearn_version": "0.24.2"}}, "fitted with scikit-learn 0.24.2"),
-    ({"median": [0.0]}, "wrong length"),
-])
-def test_mismatched_files_are_refused(model: AnomalyModel, tmp_path: Path, changes: dict,
-                                      words: str) -> None:
+@pytest.mark.parametrize(
+    ("changes", "words"),
+    [
+        ({"columns": ["opens_1h"]}, "columns"),
+        ({"raw_features": ["x"]}, "raw features"),
+        ({"format": 99}, "not an accesswatch model"),
+        ({"meta": {"sklearn_version": "0.24.2"}}, "fitted with scikit-learn 0.24.2"),
+        ({"median": [0.0]}, "wrong length"),
+    ],
+)
+def test_mismatched_files_are_refused(
+    model: AnomalyModel, tmp_path: Path, changes: dict, words: str
+) -> None:
     path = _tamper(model, tmp_path / "bad.skops", **changes)
     with pytest.raises(ModelError, match=words):
         load_model(path)
