@@ -25,7 +25,7 @@ COLUMNS = (
     "opens_vs_peers",
     "distinct_10m",
     "speed_10m",
-    "unjustified_share_1h",
+    "unjustified_1h",
     "out_of_area_1h",
     "prints_1h",
     "off_duty_minutes",
@@ -42,7 +42,7 @@ EXPLAINING = frozenset(
         "opens_vs_peers",
         "distinct_10m",
         "speed_10m",
-        "unjustified_share_1h",
+        "unjustified_1h",
         "out_of_area_1h",
         "prints_1h",
         "off_duty_minutes",
@@ -71,6 +71,10 @@ class AnomalyModel:
     name: str = "isolation-forest"
     rule_id: str = "AW-M01"
     min_z: float = 3.0
+    # Each role/unit's own median and spread per column: an analyst's normal is
+    # not a call handler's.  Groups too small to learn fall back to the whole force.
+    peer_median: dict[str, list[float]] = field(default_factory=dict)
+    peer_scale: dict[str, list[float]] = field(default_factory=dict)
     _flat: FlatForest | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -91,13 +95,23 @@ class AnomalyModel:
         out[:, 2] = opens / np.maximum(peer, 1.0)
         out[:, 3] = np.log1p(raw[:, _I["distinct_10m"]])
         out[:, 4] = 600.0 / np.maximum(raw[:, _I["median_gap_10m"]], 1.0)
-        out[:, 5] = raw[:, _I["unjustified_share_1h"]]
+        # A count, not the share: one unjustified open in a quiet hour is 100%, and ordinary.
+        out[:, 5] = np.log1p(raw[:, _I["unjustified_share_1h"]] * opens)
         out[:, 6] = raw[:, _I["out_of_area_1h"]]
         out[:, 7] = np.log1p(raw[:, _I["prints_1h"]])
         out[:, 8] = np.log1p(raw[:, _I["off_duty_minutes"]])
         out[:, 9] = raw[:, _I["new_terminal"]]
         out[:, 10] = np.log1p(raw[:, _I["idle_hours"]])
         return out
+
+    def _baselines(self, rows: Sequence[Row]) -> tuple[np.ndarray, np.ndarray]:
+        """Per-row median and spread: the row's peer group's, else the force's."""
+        groups = sorted({r.peer for r in rows})
+        index = {g: i for i, g in enumerate(groups)}
+        med = np.array([self.peer_median.get(g, self.median) for g in groups])
+        sc = np.array([self.peer_scale.get(g, self.scale) for g in groups])
+        which = np.fromiter((index[r.peer] for r in rows), dtype=np.intp, count=len(rows))
+        return med[which], sc[which]
 
     @property
     def _explaining(self) -> np.ndarray:
@@ -119,7 +133,8 @@ class AnomalyModel:
             return []
         x = self.columns(rows)
         verdicts: list[Verdict | None] = [None] * len(rows)
-        z_all = (x - np.asarray(self.median)) / np.asarray(self.scale)
+        median, scale = self._baselines(rows)
+        z_all = (x - median) / scale
         # A verdict needs a risky column at least min_z above its median; a row
         # with none cannot yield one, so the forest need not score it.
         strong = np.flatnonzero((z_all[:, self._explaining] >= self.min_z).any(axis=1))
@@ -156,14 +171,14 @@ class AnomalyModel:
             "opens_vs_peers": (v["opens_1h"], peer),
             "distinct_10m": (v["distinct_10m"], None),
             "speed_10m": (v["median_gap_10m"], None),
-            "unjustified_share_1h": (v["unjustified_share_1h"], None),
+            "unjustified_1h": (v["unjustified_share_1h"] * v["opens_1h"], None),
             "out_of_area_1h": (v["out_of_area_1h"], None),
             "prints_1h": (v["prints_1h"], None),
             "off_duty_minutes": (v["off_duty_minutes"], 0.0),
         }
         value, baseline = plain[name]
         if baseline is None:
-            baseline = _inverse(name, self.median[j])
+            baseline = _inverse(name, self.peer_median.get(row.peer, self.median)[j])
         return round(float(value), 3), None if baseline is None else round(float(baseline), 3)
 
     def _reasons(self, row: Row, top: list[dict[str, float | str | None]]) -> list[str]:
@@ -200,10 +215,11 @@ def _reason(name: str, v: dict[str, float], baseline: Any, peer: float, group: s
             f"opened {v['distinct_10m']:.0f} distinct records in ten minutes, a median of "
             f"{v['median_gap_10m']:.0f} seconds apart"
         )
-    if name == "unjustified_share_1h":
+    if name == "unjustified_1h":
+        share = v["unjustified_share_1h"]
         return (
-            f"{v['unjustified_share_1h']:.0%} of the last hour's opens were people or "
-            f"incidents with no justifying case (usually {float(baseline or 0):.0%})"
+            f"opened {share * opens:.0f} people or incidents with no justifying case in the "
+            f"last hour, {share:.0%} of their opens (usually {float(baseline or 0):.0f})"
         )
     if name == "out_of_area_1h":
         return (
@@ -217,11 +233,11 @@ def _reason(name: str, v: dict[str, float], baseline: Any, peer: float, group: s
 
 def _inverse(name: str, median: float) -> float | None:
     """A column's training median back in the units the analyst reads."""
-    if name in ("distinct_10m", "prints_1h", "opens_1h"):
+    if name in ("distinct_10m", "prints_1h", "opens_1h", "unjustified_1h"):
         return math.expm1(median)
     if name == "speed_10m":
         return 600.0 / median if median > 0 else None
-    if name in ("unjustified_share_1h", "out_of_area_1h"):
+    if name == "out_of_area_1h":
         return median
     return None
 

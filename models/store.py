@@ -63,6 +63,8 @@ def save_model(model: AnomalyModel, path: Path) -> str:
         "peer_usual": {k: float(v) for k, v in model.peer_usual.items()},
         "median": [float(x) for x in model.median],
         "scale": [float(x) for x in model.scale],
+        "peer_median": {k: [float(x) for x in v] for k, v in model.peer_median.items()},
+        "peer_scale": {k: [float(x) for x in v] for k, v in model.peer_scale.items()},
         "meta": {**model.meta, "sklearn_version": sklearn.__version__},
     }
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -95,6 +97,8 @@ def load_model(path: Path) -> AnomalyModel:
         peer_usual=payload["peer_usual"],
         median=payload["median"],
         scale=payload["scale"],
+        peer_median=payload["peer_median"],
+        peer_scale=payload["peer_scale"],
         meta=meta,
         name=payload["name"],
         rule_id=payload["rule_id"],
@@ -117,7 +121,9 @@ def _check(path: Path, payload: Any) -> None:
             f"{path}: fitted with scikit-learn {fitted}, this is {sklearn.__version__}; retrain it"
         )
     n = len(COLUMNS)
-    if len(payload.get("median", [])) != n or len(payload.get("scale", [])) != n:
+    stats = [payload.get("median", []), payload.get("scale", []),
+             *payload.get("peer_median", {}).values(), *payload.get("peer_scale", {}).values()]
+    if any(len(v) != n for v in stats) or "peer_median" not in payload:
         raise ModelError(f"{path}: baseline statistics have the wrong length")
 
 

@@ -24,13 +24,14 @@ _USUAL = RAW.index("usual_per_hour")
 # The least spread a column is given when explaining: most members print nothing
 # and stay in area, so a raw spread of ~0 would make one print look extreme.
 # Counts are on a log1p scale, so 0.5 there means "half again as many".
+MIN_PEER_ROWS = 200
 SCALE_FLOOR = {
     "opens_1h": 0.5,
     "opens_vs_usual": 0.75,
     "opens_vs_peers": 0.75,
     "distinct_10m": 0.5,
     "speed_10m": 2.0,
-    "unjustified_share_1h": 0.15,
+    "unjustified_1h": 0.5,
     "out_of_area_1h": 1.0,
     "prints_1h": 0.5,
     "off_duty_minutes": 1.0,
@@ -91,11 +92,13 @@ def fit(
     scores = model.score(x)
     model.threshold = float(np.quantile(scores, 1 - alert_rate))
     model.odd_threshold = float(np.quantile(scores, 1 - odd_rate))
-    median = np.median(x, axis=0)
-    mad = np.median(np.abs(x - median), axis=0) * 1.4826
-    model.median = [float(v) for v in median]
-    unit = np.array([SCALE_FLOOR[c] for c in COLUMNS])
-    model.scale = [float(v) for v in np.maximum(np.maximum(mad, 0.5 * x.std(axis=0)), unit)]
+    median, scale = _spread(x)
+    model.median, model.scale = median, scale
+    peers = np.array([r.peer for r in rows])
+    for peer in sorted(set(peers.tolist())):
+        group = x[peers == peer]
+        if len(group) >= MIN_PEER_ROWS:
+            model.peer_median[peer], model.peer_scale[peer] = _spread(group)
     times = [r.t for r in rows]
     model.meta = {
         "trained_from": format_ts(min(times)),
@@ -109,6 +112,21 @@ def fit(
         "seed": seed,
     }
     return model
+
+
+def _spread(x: np.ndarray) -> tuple[list[float], list[float]]:
+    """Median and a robust spread per column.
+
+    Many columns are mostly zero (MAD 0), so the spread is also at least the
+    distance from the median to the 90th percentile over 1.28 (what it would
+    be for a normal distribution), and never below the column's floor.
+    """
+    median = np.median(x, axis=0)
+    mad = np.median(np.abs(x - median), axis=0) * 1.4826
+    tail = (np.quantile(x, 0.9, axis=0) - median) / 1.2816
+    floor = np.array([SCALE_FLOOR[c] for c in COLUMNS])
+    scale = np.maximum(np.maximum(mad, tail), floor)
+    return [float(v) for v in median], [float(v) for v in scale]
 
 
 def _peer_usual(rows: Sequence[Row]) -> dict[str, float]:

@@ -14,7 +14,7 @@ from models.train import feature_rows, fit
 @pytest.fixture(scope="session")
 def force(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("model-force")
-    generate_force(out, staff=400, days=6, seed=5)
+    generate_force(out, staff=800, days=7, seed=5)
     return out
 
 
