@@ -17,6 +17,7 @@ COPY pyproject.toml README.md ./
 COPY accesswatch ./accesswatch
 COPY streams ./streams
 COPY models ./models
+COPY console ./console
 # The build backend is pinned in the lock too, so nothing unpinned is fetched here.
 RUN /opt/accesswatch/bin/pip install --no-cache-dir --no-deps --no-build-isolation . \
  && /opt/accesswatch/bin/accesswatch --help > /dev/null

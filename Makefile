@@ -10,8 +10,9 @@ DEMO_DIR ?= .demo
 .DEFAULT_GOAL := help
 .PHONY: help install tools test test-fast lint lock bench demo demo-offline clean
 # Debian packages the tests use: kcat (a Kafka client we did not write), Prometheus
-# (with promtool) and Alertmanager (for amtool, which checks deploy/alertmanager/).
-TOOLS := kcat prometheus prometheus-alertmanager
+# (with promtool), Alertmanager (for amtool, which checks deploy/alertmanager/) and
+# Chromium (the console's browser test drives it with Playwright; no browser download).
+TOOLS := kcat prometheus prometheus-alertmanager chromium
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -24,7 +25,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## Create .venv and install accesswatch with its dev tools
 
-tools: ## Install kcat, prometheus and alertmanager (Debian packages) if missing
+tools: ## Install kcat, prometheus, alertmanager and chromium (Debian packages) if missing
 	@missing=""; for t in $(TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=""; elif command -v sudo >/dev/null; then SUDO=sudo; \
@@ -41,7 +42,7 @@ test-fast: $(STAMP) ## Run the tests that need no full-size data set
 	$(PY) -m pytest -q -m "not slow"
 
 lint: $(STAMP) ## ruff and mypy
-	$(VENV)/bin/ruff check accesswatch streams models tests
+	$(VENV)/bin/ruff check accesswatch streams models console tests
 	$(VENV)/bin/mypy
 
 lock: $(STAMP) ## Pin the worker image's dependencies (deploy/requirements.lock) from pyproject.toml

@@ -51,8 +51,11 @@ def add_commands(sub: Any) -> dict[str, Handler]:
     c = sub.add_parser("config", help="print the effective live settings, secrets masked")
     c.add_argument("--json", action="store_true")
 
+    # The web console lives in its own package and registers its own commands.
+    from console.commands import add_console_commands
+
     return {"worker": _worker, "topics": _topics, "load-ref": _load_ref, "replay": _replay,
-            "alerts": _alerts, "config": _config}
+            "alerts": _alerts, "config": _config, **add_console_commands(sub)}
 
 
 def _friendly(fn: Handler) -> Handler:

@@ -68,11 +68,12 @@ def admin(s: Settings) -> KafkaAdminClient:
     return KafkaAdminClient(**kafka_python_options(s), request_timeout_ms=15000)
 
 
-def create_topics(s: Settings) -> list[TopicStatus]:
-    """Create what is missing; report what exists, flagging a wrong partition count."""
+def create_topics(s: Settings, specs: list[TopicSpec] | None = None) -> list[TopicStatus]:
+    """Create what is missing (default: the pipeline's topics); report what exists,
+    flagging a wrong partition count."""
     client = admin(s)
     try:
-        specs = topic_specs(s)
+        specs = topic_specs(s) if specs is None else specs
         existing = set(client.list_topics())
         for spec in specs:
             if spec.name in existing:

@@ -1,0 +1,53 @@
+"""The console's settings: the pipeline's ``ACCESSWATCH_*`` and its own ``_CONSOLE_*``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+
+from streams.settings import Settings
+from streams.topics import COMPACT, TopicSpec
+
+
+class ConsoleSettings(Settings):
+    console_users: Path | None = Field(None, description="users file (YAML, hashed passwords)")
+    console_secret: SecretStr | None = Field(None, description="signs session cookies; "
+                                             "unset: a random one, sessions end on restart")
+    console_host: str = "127.0.0.1"
+    console_port: int = Field(8080, ge=0, le=65535)
+    console_tls_certfile: Path | None = None
+    console_tls_keyfile: Path | None = None
+    console_max_alerts: int = Field(100_000, ge=1, description="alerts held in memory")
+    console_event_index: int = Field(200_000, ge=1, description="recent events held, "
+                                     "to show an alert's evidence")
+    console_events_lookback_hours: float = Field(24.0, ge=0, description="read events "
+                                                 "written this recently at start; 0: all")
+    console_webhook_url: str | None = None
+    console_webhook_secret: SecretStr | None = None
+    # Default: the alert topic's name plus .triage, so a renamed alert topic brings its own.
+    topic_triage: str | None = None
+    topic_triage_audit: str | None = None
+    triage_partitions: int = Field(1, ge=1)
+
+    @property
+    def triage_topic(self) -> str:
+        return self.topic_triage or f"{self.topic_alerts}.triage"
+
+    @property
+    def triage_audit_topic(self) -> str:
+        return self.topic_triage_audit or f"{self.triage_topic}.audit"
+
+    @property
+    def webhook_group(self) -> str:
+        return f"{self.app_id}-console-webhook"
+
+
+def console_topic_specs(s: ConsoleSettings) -> list[TopicSpec]:
+    """The console's own topics: decisions (compacted) and every step of them (kept)."""
+    return [
+        TopicSpec(s.triage_topic, s.triage_partitions, dict(COMPACT),
+                  role="triage decisions, keyed by alert_id"),
+        TopicSpec(s.triage_audit_topic, s.triage_partitions, {"retention.ms": "-1"},
+                  role="every triage step, kept (audit)"),
+    ]

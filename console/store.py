@@ -1,0 +1,157 @@
+"""What the console holds in memory: alerts, recent events, the staff directory, listeners.
+
+All of it is rebuilt from Kafka on start; all of it is bounded.
+
+>>> index = EventIndex(limit=2)
+>>> for n in range(3):
+...     index.add(Evidence(f"e{n}", "2026-03-02T09:00:00Z", "PNC", "view", "T1"))
+>>> sorted(index.events)
+['e1', 'e2']
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import OrderedDict, defaultdict
+from typing import Any
+
+import msgspec
+
+from accesswatch.contract.events import AccessEvent
+from accesswatch.contract.reference import StaffMember
+from accesswatch.core import Alert
+
+
+class Evidence(msgspec.Struct, omit_defaults=True):
+    """An access event as the console shows it: never the query text, which may
+    name a person, only what was opened, where, how and for which case."""
+
+    event_id: str
+    ts: str
+    system: str
+    action: str
+    terminal_id: str
+    subject_type: str | None = None
+    subject_id: str | None = None
+    case_ref: str | None = None
+    result_count: int | None = None
+
+    @classmethod
+    def of(cls, e: AccessEvent) -> Evidence:
+        return cls(e.event_id, e.ts, e.system, e.action, e.terminal_id, e.subject_type,
+                   e.subject_id, e.case_ref, e.result_count)
+
+
+class EventIndex:
+    """The most recent ``limit`` events by ``event_id``, oldest dropped first."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.events: OrderedDict[str, Evidence] = OrderedDict()
+
+    def add(self, ev: Evidence) -> None:
+        self.events[ev.event_id] = ev
+        self.events.move_to_end(ev.event_id)
+        while len(self.events) > self.limit:
+            self.events.popitem(last=False)
+
+    def get(self, event_id: str) -> Evidence | None:
+        return self.events.get(event_id)
+
+
+class StaffInfo(msgspec.Struct):
+    """The directory fields the console shows; names and addresses stay in HR."""
+
+    role: str
+    unit: str
+    area: str
+    status: str
+
+    @classmethod
+    def of(cls, m: StaffMember) -> StaffInfo:
+        return cls(m.role, m.unit, m.area, m.status)
+
+
+class StaffDirectory:
+    def __init__(self) -> None:
+        self.members: dict[str, StaffInfo] = {}
+
+    def upsert(self, user_id: str, info: StaffInfo) -> None:
+        self.members[user_id] = info
+
+    def remove(self, user_id: str) -> None:
+        self.members.pop(user_id, None)
+
+    def area(self, user_id: str) -> str:
+        info = self.members.get(user_id)
+        return info.area if info else "unknown"
+
+
+class AlertStore:
+    """Alerts by id in arrival order, and each member's alert ids; at most ``limit``."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.alerts: OrderedDict[str, Alert] = OrderedDict()
+        self.by_user: dict[str, list[str]] = defaultdict(list)
+
+    def add(self, alert: Alert) -> bool:
+        """Keep ``alert``; a replay of a known id replaces it. True when it is new."""
+        new = alert.alert_id not in self.alerts
+        self.alerts[alert.alert_id] = alert
+        if new:
+            self.by_user[alert.user_id].append(alert.alert_id)
+        while len(self.alerts) > self.limit:
+            _, old = self.alerts.popitem(last=False)
+            ids = self.by_user[old.user_id]
+            ids.remove(old.alert_id)
+            if not ids:
+                del self.by_user[old.user_id]
+        return new
+
+    def get(self, alert_id: str) -> Alert | None:
+        return self.alerts.get(alert_id)
+
+    def of_member(self, user_id: str) -> list[Alert]:
+        """The member's alerts, oldest first."""
+        return sorted((self.alerts[i] for i in self.by_user.get(user_id, ())),
+                      key=lambda a: a.created_at)
+
+
+class Hub:
+    """Fan-out to server-sent-event listeners; a listener that falls behind is dropped
+    (its browser reconnects and reloads the list)."""
+
+    CLOSE = ("close", "")
+
+    def __init__(self, queue_size: int = 1000) -> None:
+        self.queue_size = queue_size
+        self.listeners: set[asyncio.Queue[tuple[str, str]]] = set()
+
+    def subscribe(self) -> asyncio.Queue[tuple[str, str]]:
+        q: asyncio.Queue[tuple[str, str]] = asyncio.Queue(self.queue_size)
+        self.listeners.add(q)
+        return q
+
+    def unsubscribe(self, q: asyncio.Queue[tuple[str, str]]) -> None:
+        self.listeners.discard(q)
+
+    def publish(self, kind: str, payload: Any) -> None:
+        data = msgspec.json.encode(payload).decode()
+        for q in list(self.listeners):
+            try:
+                q.put_nowait((kind, data))
+            except asyncio.QueueFull:
+                self._drop(q)
+
+    def close_all(self) -> None:
+        for q in list(self.listeners):
+            self._drop(q)
+
+    def _drop(self, q: asyncio.Queue[tuple[str, str]]) -> None:
+        self.listeners.discard(q)
+        while not q.empty():
+            q.get_nowait()
+        with contextlib.suppress(asyncio.QueueFull):
+            q.put_nowait(self.CLOSE)
