@@ -20,6 +20,7 @@ from accesswatch.evaluate import evaluate
 from accesswatch.generate import generate_force
 from accesswatch.reference import load_reference_dir
 from accesswatch.rules import load_rules
+from benchmarks.live import LiveBenchError, bench_live, report_live
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -59,16 +60,28 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=14)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--cache", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "accesswatch-bench")
+    parser.add_argument("--live-events", type=int, default=250_000,
+                        help="events pre-loaded for the live runs (the force's first N; 0: skip)")
+    parser.add_argument("--live-repeats", type=int, default=3,
+                        help="naive agent / worker runs, alternated; the best of each reported")
+    parser.add_argument("--cache", type=Path,
+                        default=Path(os.environ.get("TMPDIR", "/tmp")) / "accesswatch-bench")
     args = parser.parse_args()
     started = time.perf_counter()
     data = force(args.staff, args.days, args.seed, args.cache)
     results = {
-        "machine": {"python": platform.python_version(), "cpu_count": os.cpu_count(),
-                    "platform": platform.platform()},
+        "machine": machine(),
         "data": {"staff": args.staff, "days": args.days, "seed": args.seed},
         "backtest_rules_only": bench_backtest(data, args.repeats),
     }
+    failed = None
+    if args.live_events:
+        try:
+            results["live"] = bench_live(data, args.live_events, args.live_repeats, args.cache)
+        except LiveBenchError as e:
+            failed = f"live benchmark failed: {e}"
+            results["live"] = {"error": str(e)}
+    results["machine"]["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     results["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     results["wall_seconds"] = round(time.perf_counter() - started, 1)
     out = ROOT / "benchmarks" / "results"
@@ -77,26 +90,64 @@ def main() -> None:
     (ROOT / "docs").mkdir(exist_ok=True)
     (ROOT / "docs" / "BENCHMARKS.md").write_text(report(results))
     print(json.dumps(results, indent=2))
+    if failed:
+        raise SystemExit(failed)
+
+
+def machine() -> dict[str, object]:
+    """What the figures were measured on, and how busy it was (the machine may be shared)."""
+    cpu = next((line.split(":", 1)[1].strip() for line in _read("/proc/cpuinfo").splitlines()
+                if line.startswith("model name")), platform.processor())
+    mem_kb = next((int(line.split()[1]) for line in _read("/proc/meminfo").splitlines()
+                   if line.startswith("MemTotal:")), 0)
+    return {"python": platform.python_version(), "cpu": cpu, "cpu_count": os.cpu_count(),
+            "memory_gb": round(mem_kb / 1024**2, 1), "platform": platform.platform(),
+            "load_average_before": [round(x, 2) for x in os.getloadavg()]}
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text()
+    except OSError:
+        return ""
 
 
 def report(r: dict) -> str:
-    b = r["backtest_rules_only"]
+    b, m, d = r["backtest_rules_only"], r["machine"], r["data"]
     return f"""# Benchmarks
 
 Produced by `make bench` (`python -m benchmarks.run`); raw figures in
 `benchmarks/results/results.json` (not committed: run it yourself).
 
-Machine: Python {r['machine']['python']}, {r['machine']['cpu_count']} cores, {r['machine']['platform']}.
-Data: `accesswatch generate --staff {r['data']['staff']} --days {r['data']['days']} --seed {r['data']['seed']}`.
+Machine: {m.get('cpu', '?')}, {m['cpu_count']} cores, {m.get('memory_gb', '?')} GB,
+{m['platform']}, Python {m['python']}; load average {m.get('load_average_before')} before,
+{m.get('load_average_after')} after (other work on the machine shows up here).
+Data: `accesswatch generate --staff {d['staff']} --days {d['days']} --seed {d['seed']}`.
+
+## Backtest
+
 Method: best of several runs of the backtest in one process, timed from the first
 line read to the last alert folded (decode + validation + every rule + folding),
 reference data loaded beforehand.
 
 | benchmark | events | seconds | events/s | alerts |
 |---|---:|---:|---:|---:|
-| backtest, rules only | {b['events']:,} | {b['seconds']} | {b['events_per_s']:,} | {b['alerts']:,} |
+| backtest, rules only | {b['events']:,} | {b['seconds']} | {b['events_per_s']:,} | \
+{b['alerts']:,} |
 
 Peak RSS of the benchmark process: {r['peak_rss_mb']} MB.
+{report_live(r.get('live'))}
+## Reproduce
+
+```sh
+make bench        # python -m benchmarks.run: backtest, then the live runs; about 5-8 minutes
+.venv/bin/python -m benchmarks.run --live-events 500000 --live-repeats 5   # longer, steadier
+.venv/bin/python -m benchmarks.run --live-events 0                          # backtest only
+```
+
+The generated force is cached in `$TMPDIR/accesswatch-bench`; the live runs use
+a temporary broker there and remove it afterwards (on failure the logs are kept
+and their place printed).
 """
 
 

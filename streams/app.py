@@ -1,8 +1,10 @@
 """The Faust app: one agent reads ``access.events`` in batches and drives the core.
 
-Per-user state lives in a changelogged table of msgpack bytes; reference data
-arrives from the ``ref.*`` topics through ``ReferenceFeed``; alerts and dead
-letters go out on their topics.  All counting is in ``Metrics``.
+Per-user state lives in a changelogged table of msgpack bytes, fronted by
+``UserStates`` (live objects in memory, one changelog write per member per
+commit); reference data arrives from the ``ref.*`` topics through
+``ReferenceFeed``; alerts and dead letters go out on their topics.  All
+counting is in ``Metrics``.
 """
 
 from __future__ import annotations
@@ -11,25 +13,41 @@ import asyncio
 import logging
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import faust
-import msgspec
 
-from accesswatch.core import Detector, UserState
-from accesswatch.core.state import decode_state, encode_state
+from accesswatch.core import Detector
 from accesswatch.reference import ReferenceData
 from accesswatch.rules import RulePack
 from streams.batch import BatchOutcome, Message, run_batch
 from streams.connect import faust_credentials
+from streams.gaps import HeadCheck, committed_offsets
 from streams.metrics import Metrics
+from streams.outputs import Outputs
 from streams.reference_feed import ReferenceFeed
 from streams.reload import Reloader
 from streams.settings import Settings
+from streams.user_states import FlushOnCommit, UserStates
 
 log = logging.getLogger("accesswatch.worker")
-_encode = msgspec.json.Encoder().encode
+
+
+class App(faust.App):
+    """``faust.App`` without Faust's own ``Monitor`` among its sensors.
+
+    The Monitor keeps per-event timings and counts for Faust's web stats page,
+    which is off here (our metrics are in ``Metrics``); measured by ``make
+    bench`` it cost about a tenth of the worker's throughput.  ``app.monitor``
+    still exists for the few direct calls Faust makes to it.
+    """
+
+    def on_init_dependencies(self) -> Iterable[Any]:
+        dependencies = super().on_init_dependencies()
+        self.sensors.remove(self.monitor)
+        return dependencies
 
 
 class Pipeline:
@@ -57,7 +75,7 @@ class Pipeline:
     def _build_app(self) -> faust.App:
         s = self.settings
         datadir = s.data_dir or Path(tempfile.gettempdir()) / f"accesswatch-{s.app_id}"
-        app = faust.App(
+        app = App(
             s.app_id,
             broker=[f"kafka://{server}" for server in s.servers],
             broker_credentials=faust_credentials(s),
@@ -69,6 +87,10 @@ class Pipeline:
             topic_partitions=s.partitions,
             topic_replication_factor=s.replication_factor,
             processing_guarantee=s.processing_guarantee,
+            broker_commit_interval=s.commit_interval,
+            broker_session_timeout=s.session_timeout,
+            broker_heartbeat_interval=min(3.0, s.session_timeout / 3),
+            consumer_group_instance_id=s.instance_id,
             consumer_auto_offset_reset="earliest",
             stream_buffer_maxsize=max(4096, 2 * s.batch_size),
             web_host=s.web_host,
@@ -87,6 +109,16 @@ class Pipeline:
         self.dlq = app.topic(s.topic_dlq, partitions=s.dlq_partition_count)
         self.table = app.Table(s.state_table, default=None, key_type=bytes, value_type=bytes,
                                partitions=s.partitions, help="per-user detection state")
+        # Alerts and dead letters once each, even when a replay after a crash raises them again.
+        self.outputs = Outputs(s, self.alerts, self.dlq, self.metrics)
+        self.states = UserStates(self.table, trailer=self.outputs.pending_marks)
+        self.head = HeadCheck()
+        # Under exactly-once a changelog write must join its source partition's
+        # transaction, which only a send from inside the batch does: no coalescing there.
+        self.coalesce = s.processing_guarantee == "at_least_once"
+        if self.coalesce:
+            app.sensors.add(FlushOnCommit(self.states))
+        app.on_partitions_revoked.connect(self._on_revoked)
         app.agent(self.events, name="accesswatch.detect")(self._detect)
         app.task(self.feed.run)
         app.timer(2.0, name="accesswatch.lag")(self._measure_lag)
@@ -95,9 +127,9 @@ class Pipeline:
         return app
 
     async def _detect(self, stream: Any) -> None:
-        # A batch writes one changelog record per member; let Faust's send buffer
-        # hold a batch's worth before it stalls the stream to drain.
-        self.app.producer.buffer.max_messages = max(100, 2 * self.settings.batch_size)
+        # A commit writes one changelog record per member changed since the last; let
+        # Faust's send buffer hold that many before it stalls the stream to drain.
+        self.app.producer.buffer.max_messages = max(10_000, 2 * self.settings.batch_size)
         if not self.feed.ready.is_set():
             log.info("holding events until reference data has caught up")
             await self.feed.ready.wait()
@@ -109,45 +141,41 @@ class Pipeline:
 
     async def handle(self, messages: list[Message]) -> BatchOutcome:
         started = time.perf_counter()
-        out = run_batch(self.detector, messages, self._load_state)
-        for rejected in out.rejected:
-            await self._dead_letter(rejected.message, rejected.error.reason,
-                                    rejected.error.reason_class)
-        for alert in out.alerts:
-            await self.alerts.send(key=alert.user_id.encode(), value=_encode(alert))
-        self._store_states(out.states)
+        fresh = self.outputs.unprimed(m.partition for m in messages)
+        if fresh:  # first events of partitions new to this worker: the table is recovered
+            await self.outputs.prime(fresh, self.table.data)
+            self.head.expect(await committed_offsets(self.settings, fresh))
+        holes = self.head.holes(messages)
+        if holes:
+            await self._stop_for(holes)
+            return BatchOutcome()
+        out = run_batch(self.detector, messages, self.states.load, self.states.reload)
+        await self.outputs.publish(out)  # returns once the broker has them
+        self.states.store(out.states, out.applied)
+        if not self.coalesce:
+            self.states.flush()
         for msg in messages:
             if msg.offset >= self.next_offset.get(msg.partition, 0):
                 self.next_offset[msg.partition] = msg.offset + 1
         self.metrics.record(out, len(messages), time.perf_counter() - started, time.time())
         return out
 
-    def _load_state(self, user_id: str) -> UserState | None:
-        raw = self.table.data.get(user_id.encode())
-        return decode_state(raw) if raw is not None else None
+    async def _stop_for(self, holes: list[tuple[int, int, int]]) -> None:
+        for p, committed, first in holes:
+            log.error("partition %d: the consumer skipped events %d to %d; stopping so a "
+                      "restart reads them from the committed offset", p, committed, first - 1)
+            self.metrics.consumer_gaps.inc()
+        # Nothing of this batch is acknowledged or committed: the restart starts before it.
+        await self.app.crash(RuntimeError("events skipped by the consumer"))
 
-    def _store_states(self, states: dict[str, tuple[UserState, int]]) -> None:
-        # One write per member per batch, to the partition the member's events came on:
-        # Faust would otherwise pick the changelog partition from the batch's last event.
-        data, send = self.table.data, self.table.send_changelog
-        for uid, (state, partition) in states.items():
-            key, raw = uid.encode(), encode_state(state)
-            data[key] = raw
-            send(partition, key, raw)
-
-    async def _dead_letter(self, msg: Message, reason: str, reason_class: str) -> None:
-        headers = [
-            ("accesswatch-reason", reason.encode()),
-            ("accesswatch-reason-class", reason_class.encode()),
-            ("accesswatch-source-topic", msg.topic.encode()),
-            ("accesswatch-source-partition", str(msg.partition).encode()),
-            ("accesswatch-source-offset", str(msg.offset).encode()),
-        ]
-        # Same partition as the source when the counts agree: per-partition order is kept,
-        # and under exactly-once the dead letter joins its source partition's transaction.
-        same = self.settings.dlq_partition_count == self.settings.partitions and msg.partition >= 0
-        await self.dlq.send(key=msg.key, value=msg.value, headers=headers,
-                            partition=msg.partition if same else None)
+    async def _on_revoked(self, app: Any, revoked: Any = None, **_: Any) -> None:
+        # Faust has waited for the agent and committed; whoever owns these partitions next
+        # recovers from the changelog, so it must hold everything before we let go.
+        self.states.forget()
+        await self.app.producer.flush()
+        gone = [tp.partition for tp in revoked or () if tp.topic == self.settings.topic_events]
+        self.outputs.forget(gone)
+        self.head.forget(gone)
 
     async def _reload(self) -> None:
         self.reloader.check()

@@ -20,6 +20,7 @@ import msgspec
 from accesswatch.contract.events import AccessEvent, decode_event
 from accesswatch.core import Alert, Detector, Fired, UserState
 from accesswatch.errors import InvalidRecord
+from streams.stored import already_applied
 
 log = logging.getLogger("accesswatch.batch")
 
@@ -50,9 +51,12 @@ class BatchOutcome:
     alerts: list[Alert] = field(default_factory=list)  # new: publish these
     folded: list[Alert] = field(default_factory=list)  # repeats: count, do not publish
     rejected: list[Rejected] = field(default_factory=list)
-    processed: int = 0
+    processed: int = 0  # valid events, including those ``skipped``
+    skipped: int = 0  # read again after a restart; the member's stored state has them
     # Every member seen in the batch → (their state, the partition their events came on).
     states: dict[str, tuple[UserState, int]] = field(default_factory=dict)
+    # Member → (partition, offset after their last event applied in this batch).
+    applied: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
 StateLoader = Callable[[str], UserState | None]
@@ -75,8 +79,11 @@ def decode(raw: bytes) -> AccessEvent:
         raise InvalidRecord(f"decoder raised {type(e).__name__}", "decode_error") from None
 
 
-def run_batch(detector: Detector, messages: Sequence[Message],
-              load_state: StateLoader) -> BatchOutcome:
+def run_batch(detector: Detector, messages: Sequence[Message], load_state: StateLoader,
+              reload_state: StateLoader | None = None) -> BatchOutcome:
+    """Decode, detect, collect.  ``load_state`` may hand out live objects the core then
+    changes in place; ``reload_state`` (default: ``load_state``) must give the state as it
+    was before this batch, for the retry event by event when the core fails mid-batch."""
     out = BatchOutcome()
     events: list[AccessEvent] = []
     sources: list[Message] = []
@@ -98,15 +105,31 @@ def run_batch(detector: Detector, messages: Sequence[Message],
         if state is not None:
             states[uid] = state
     out.processed = len(events)
+    events, sources = _not_yet_applied(events, sources, states, out)
     try:
         fired = detector.process_batch(events, states)
     except Exception:
         log.exception("detection core failed on a batch; retrying event by event")
-        fired = _one_by_one(detector, events, sources, load_state, states, out)
+        fired = _one_by_one(detector, events, sources, reload_state or load_state, states, out)
     for f in fired:
         (out.folded if f.folded else out.alerts).append(f.alert)
     out.states = {uid: (st, partition_of[uid]) for uid, st in states.items()}
     return out
+
+
+def _not_yet_applied(events: list[AccessEvent], sources: list[Message],
+                     states: dict[str, UserState], out: BatchOutcome
+                     ) -> tuple[list[AccessEvent], list[Message]]:
+    """Drop events a stored state already includes (a replay after a crash); note the rest."""
+    kept_events, kept_sources = [], []
+    for event, m in zip(events, sources, strict=True):
+        if already_applied(states.get(event.user_id), m.partition, m.offset):
+            out.skipped += 1
+            continue
+        kept_events.append(event)
+        kept_sources.append(m)
+        out.applied[event.user_id] = (m.partition, m.offset + 1)
+    return kept_events, kept_sources
 
 
 def _one_by_one(detector: Detector, events: list[AccessEvent], sources: list[Message],

@@ -73,6 +73,15 @@ class Metrics:
         self.model_reload_failures = Counter("accesswatch_model_reload_failures",
                                              "Model reloads refused; the previous model "
                                              "stays in force", registry=r)
+        self._replay_skipped = Counter("accesswatch_replay_skipped",
+                                       "Work a worker found already done after a restart or "
+                                       "rebalance and did not repeat: events its state held, "
+                                       "alerts and dead letters already on their topics",
+                                       ["what"], registry=r)
+        self.consumer_gaps = Counter("accesswatch_consumer_gaps",
+                                     "Partitions handed over from past their committed "
+                                     "offset; the worker stops so a restart reads the "
+                                     "skipped events", registry=r)
         self._children: dict[tuple[str, ...], Any] = {}
 
     def record(self, out: BatchOutcome, messages: int, seconds: float, now: float) -> None:
@@ -85,9 +94,15 @@ class Metrics:
         for alert in out.folded:
             self.folded(alert.rule_id).inc()
         self.processed.inc(out.processed)
+        if out.skipped:
+            self.replay_skipped("event").inc(out.skipped)
         self.consumed.inc(messages)
         self.batch_size.observe(messages)
         self.batch_seconds.observe(seconds)
+
+    def replay_skipped(self, what: str) -> Any:
+        """``what``: ``event``, ``alert`` or ``dead_letter``."""
+        return self._child(("skip", what), self._replay_skipped, what)
 
     def rejected(self, reason_class: str) -> Any:
         return self._child(("rej", reason_class), self._rejected, reason_class)

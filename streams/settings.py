@@ -55,11 +55,24 @@ class Settings(BaseSettings):
     replication_factor: int = Field(1, ge=1)
     # The DLQ holds the original bytes of rejected events: personal data.
     dlq_retention_hours: float = Field(168.0, gt=0)
+    # A dead letter larger than this keeps only its head (header accesswatch-original-bytes
+    # says how big it was): a hostile multi-megabyte message cannot hit the broker's limit.
+    dlq_max_bytes: int = Field(512 * 1024, ge=1024, le=900_000)
 
     # --- processing ------------------------------------------------------------
     batch_size: int = Field(1000, ge=1)
     batch_wait: float = Field(0.1, gt=0, description="seconds to wait to fill a batch")
     processing_guarantee: Guarantee = "at_least_once"
+    commit_interval: float = Field(2.8, gt=0, description="seconds between offset commits "
+                                   "(under exactly_once: between transaction commits, so "
+                                   "how long an alert waits to become visible)")
+    # A worker killed without a goodbye keeps its partitions until the group coordinator
+    # gives up on it: this long.  Faust's own default (60 s) stalls a restart for a minute.
+    session_timeout: float = Field(10.0, gt=0, description="seconds without a heartbeat "
+                                   "before the group hands a worker's partitions on")
+    instance_id: str | None = Field(None, description="static group membership: a worker "
+                                    "restarted with the same id (say, its pod name) takes its "
+                                    "partitions back at once, without a rebalance")
     rules_path: Path | None = None
     model_path: Path | None = None
     reload_interval: float = Field(5.0, gt=0, description="seconds between checks of the "

@@ -84,7 +84,8 @@ class WorkerProcess:
         return self.proc.returncode
 
     def tail(self, n: int = 40) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
 
 
@@ -106,10 +107,15 @@ def kcat_produce(broker: str, topic: str, lines: list[tuple[bytes | None, bytes]
     assert done.returncode == 0, done.stderr.decode(errors="replace")
 
 
-def read_topic(s: Settings, topic: str) -> list[ConsumerRecord]:
-    """Every record now on ``topic``, all partitions, from the beginning."""
+def read_topic(s: Settings, topic: str, isolation_level: str = "read_uncommitted"
+               ) -> list[ConsumerRecord]:
+    """Every record now on ``topic``, all partitions, from the beginning.
+
+    ``read_committed`` skips records of aborted transactions (exactly-once
+    workers leave them behind a crash) and stops at the last stable offset.
+    """
     consumer = KafkaConsumer(bootstrap_servers=s.servers, group_id=None,
-                             enable_auto_commit=False)
+                             enable_auto_commit=False, isolation_level=isolation_level)
     try:
         parts = consumer.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in parts]

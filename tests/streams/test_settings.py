@@ -78,3 +78,15 @@ def test_config_command_explains_a_bad_setting(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setenv("ACCESSWATCH_METRICS_PORT", "not-a-port")
     assert main(["config"]) == 2
     assert "ACCESSWATCH_METRICS_PORT" in capsys.readouterr().err
+
+
+def test_every_setting_is_in_the_readme_table() -> None:
+    # The README's settings table is the one place they are documented: a new setting
+    # must land there, with its default, or this fails naming it.
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme.split("## Live pipeline", 1)[1].split("\n## ", 1)[0]
+    rows = {line.split("|")[1] for line in section.splitlines() if line.startswith("| `ACCESS")}
+    documented = " ".join(rows)
+    missing = [f"ACCESSWATCH_{name.upper()}" for name in Settings.model_fields
+               if f"`ACCESSWATCH_{name.upper()}`" not in documented]
+    assert not missing, f"not in README.md's settings table: {', '.join(missing)}"
