@@ -73,6 +73,7 @@ def main() -> None:
         "machine": machine(),
         "data": {"staff": args.staff, "days": args.days, "seed": args.seed},
         "backtest_rules_only": bench_backtest(data, args.repeats),
+        "model": bench_model(data, args.repeats),
     }
     failed = None
     if args.live_events:
@@ -92,6 +93,41 @@ def main() -> None:
     print(json.dumps(results, indent=2))
     if failed:
         raise SystemExit(failed)
+
+
+def bench_model(data: Path, repeats: int) -> dict[str, object]:
+    """Train on days 1-7, then scoring rows/s by batch size and the backtest with the model."""
+    from benchmarks.model import backtest_with_model, scoring_rates, train
+
+    ref, _ = load_reference_dir(data)
+    model, seconds = train(data, ref)
+    return {"train_seconds": round(seconds, 1), "train_rows": model.meta["rows"],
+            "scoring": scoring_rates(model, data, ref),
+            "backtest": backtest_with_model(data, ref, model, repeats)}
+
+
+def report_model(m: dict, rules_only: dict) -> str:
+    rows = "\n".join(f"| {s['batch']:,} | {s['sklearn_rows_per_s']:,} | "
+                     f"{s['pipeline_rows_per_s']:,} |" for s in m["scoring"])
+    b = m["backtest"]
+    ratio = b["events_per_s"] / rules_only["events_per_s"]
+    return f"""
+## Model
+
+Trained on days 1-7 ({m['train_rows']:,} feature rows, {m['train_seconds']} s).
+
+| backtest | events | seconds | events/s | alerts | ÷ rules only |
+|---|---:|---:|---:|---:|---:|
+| rules + model | {b['events']:,} | {b['seconds']} | {b['events_per_s']:,} | {b['alerts']:,} | \
+{ratio:.2f} |
+
+Scoring rows/s by batch size, same rows, same run (the pipeline uses the flat
+numpy walk up to 400 rows a batch and scikit-learn's scorer above):
+
+| batch | scikit-learn `score_samples` | pipeline |
+|---:|---:|---:|
+{rows}
+"""
 
 
 def machine() -> dict[str, object]:
@@ -136,6 +172,7 @@ reference data loaded beforehand.
 {b['alerts']:,} |
 
 Peak RSS of the benchmark process: {r['peak_rss_mb']} MB.
+{report_model(r['model'], b)}
 {report_live(r.get('live'))}
 ## Reproduce
 
