@@ -177,10 +177,12 @@ Peak RSS of the benchmark process: {r['peak_rss_mb']} MB.
 ## Reproduce
 
 ```sh
-make bench        # python -m benchmarks.run: backtest, then the live runs; about 5-8 minutes
+make bench        # python -m benchmarks.run: backtest, model, then the live runs
 .venv/bin/python -m benchmarks.run --live-events 500000 --live-repeats 5   # longer, steadier
-.venv/bin/python -m benchmarks.run --live-events 0                          # backtest only
+.venv/bin/python -m benchmarks.run --live-events 0                          # no live runs
 ```
+
+This run took {r['wall_seconds'] / 60:.0f} minutes.
 
 The generated force is cached in `$TMPDIR/accesswatch-bench`; the live runs use
 a temporary broker there and remove it afterwards (on failure the logs are kept

@@ -33,6 +33,7 @@ from streams.settings import Settings
 from streams.user_states import FlushOnCommit, UserStates
 
 log = logging.getLogger("accesswatch.worker")
+PRIME_TIMEOUT = 60.0  # seconds to read back a new partition's outputs and commit
 
 
 class App(faust.App):
@@ -62,6 +63,7 @@ class Pipeline:
         self.reloader = Reloader(self.detector, metrics, settings.rules_path, settings.model_path)
         self.feed = ReferenceFeed(settings, self.ref, metrics, ref_partitions)
         self.broker_up = True
+        self.restart_reason: str | None = None  # set when the worker must start afresh
         self.next_offset: dict[int, int] = {}  # events partition → next offset to process
         self.app = self._build_app()
         metrics.rules.info({"version": rules.version, "rules": str(len(rules.active))})
@@ -93,11 +95,12 @@ class Pipeline:
             consumer_group_instance_id=s.instance_id,
             consumer_auto_offset_reset="earliest",
             stream_buffer_maxsize=max(4096, 2 * s.batch_size),
+            # Faust's own web server serves nothing of ours, and its views could show
+            # per-user state: it is not started at all (/metrics and /healthz are ours).
+            web_enabled=False,
             web_host=s.web_host,
             web_bind=s.web_host,
             web_port=s.web_port,
-            # Faust's web server must bind, but serves nothing of ours: its table and
-            # router views could show per-user state, so they are off.
             web_router_enabled=False,
             web_tables_enabled=False,
             web_graph_enabled=False,
@@ -118,7 +121,9 @@ class Pipeline:
         self.coalesce = s.processing_guarantee == "at_least_once"
         if self.coalesce:
             app.sensors.add(FlushOnCommit(self.states))
-        app.on_partitions_revoked.connect(self._on_revoked)
+        # mode types a receiver with mypy_extensions argument kinds no plain ``def`` matches.
+        app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
+        app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
         app.agent(self.events, name="accesswatch.detect")(self._detect)
         app.task(self.feed.run)
         app.timer(2.0, name="accesswatch.lag")(self._measure_lag)
@@ -137,20 +142,34 @@ class Pipeline:
                  self.settings.batch_size)
         async for events in stream.take_events(self.settings.batch_size,
                                                within=self.settings.batch_wait):
-            await self.handle([e.message for e in events])
+            messages = [e.message for e in events]
+            try:
+                await self.handle(messages)
+            except Exception as e:
+                # Faust acknowledges a batch even when its handler fails, and would commit
+                # past it: hold the batch back and start afresh instead (nothing repeats).
+                log.exception("batch failed; restarting to read it again")
+                await self._start_afresh(messages, f"a batch failed: {type(e).__name__}")
+                return
 
     async def handle(self, messages: list[Message]) -> BatchOutcome:
         started = time.perf_counter()
         fresh = self.outputs.unprimed(m.partition for m in messages)
         if fresh:  # first events of partitions new to this worker: the table is recovered
-            await self.outputs.prime(fresh, self.table.data)
-            self.head.expect(await committed_offsets(self.settings, fresh))
+            await asyncio.wait_for(self.outputs.prime(fresh, self.table.data), PRIME_TIMEOUT)
+            self.head.expect(await asyncio.wait_for(committed_offsets(self.settings, fresh),
+                                                    PRIME_TIMEOUT))
         holes = self.head.holes(messages)
         if holes:
-            await self._stop_for(holes)
+            for p, committed, first in holes:
+                log.error("partition %d: the consumer skipped events %d to %d; restarting "
+                          "to read them from the committed offset", p, committed, first - 1)
+                self.metrics.consumer_gaps.inc()
+            await self._start_afresh(messages, "events skipped by the consumer on partitions "
+                                     f"{sorted(p for p, _, _ in holes)}")
             return BatchOutcome()
         out = run_batch(self.detector, messages, self.states.load, self.states.reload)
-        await self.outputs.publish(out)  # returns once the broker has them
+        await self.outputs.publish(out, messages)  # returns once the broker has them
         self.states.store(out.states, out.applied)
         if not self.coalesce:
             self.states.flush()
@@ -160,13 +179,18 @@ class Pipeline:
         self.metrics.record(out, len(messages), time.perf_counter() - started, time.time())
         return out
 
-    async def _stop_for(self, holes: list[tuple[int, int, int]]) -> None:
-        for p, committed, first in holes:
-            log.error("partition %d: the consumer skipped events %d to %d; stopping so a "
-                      "restart reads them from the committed offset", p, committed, first - 1)
-            self.metrics.consumer_gaps.inc()
-        # Nothing of this batch is acknowledged or committed: the restart starts before it.
-        await self.app.crash(RuntimeError("events skipped by the consumer"))
+    async def _start_afresh(self, messages: list[Message], reason: str) -> None:
+        """Stop with none of ``messages`` committed; ``worker.py`` then restarts in place.
+
+        Nothing past them can commit meanwhile (Faust commits an unbroken run only), so
+        the restart reads them again from the committed offset; what was already done it
+        skips (see streams/gaps.py, streams/outputs.py, streams/stored.py).
+        """
+        for m in messages:
+            # Marked acknowledged here, so Faust's own acknowledgement passes them by.
+            m.acked = True  # type: ignore[attr-defined]
+        self.restart_reason = reason
+        await self.app.crash(RuntimeError(reason))
 
     async def _on_revoked(self, app: Any, revoked: Any = None, **_: Any) -> None:
         # Faust has waited for the agent and committed; whoever owns these partitions next
@@ -176,6 +200,15 @@ class Pipeline:
         gone = [tp.partition for tp in revoked or () if tp.topic == self.settings.topic_events]
         self.outputs.forget(gone)
         self.head.forget(gone)
+        self._count_partitions()
+
+    async def _on_assigned(self, app: Any, assigned: Any = None, **_: Any) -> None:
+        self._count_partitions()
+
+    def _count_partitions(self) -> None:
+        owned = {tp.partition for tp in self.app.consumer.assignment()
+                 if tp.topic == self.settings.topic_events}
+        self.metrics.partitions.set(len(owned))
 
     async def _reload(self) -> None:
         self.reloader.check()

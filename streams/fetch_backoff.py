@@ -27,12 +27,18 @@ def install(backoff_ms: int) -> None:
         Fetcher._proc_fetch_request = _with_backoff  # type: ignore[method-assign]
 
 
+def hold_back(consumer: Any, backoff_ms: int) -> None:
+    """A longer pause for one started aiokafka consumer (say, of topics that rarely change)."""
+    consumer._fetcher._accesswatch_backoff = backoff_ms / 1000.0
+
+
 @functools.wraps(_original)
 async def _with_backoff(self: Fetcher, *args: Any, **kwargs: Any) -> bool:
     got_data: bool = await _original(self, *args, **kwargs)
-    if not got_data and _backoff_seconds > 0:
+    pause = getattr(self, "_accesswatch_backoff", _backoff_seconds)
+    if not got_data and pause > 0:
         try:
-            await asyncio.sleep(_backoff_seconds)
+            await asyncio.sleep(pause)
         except asyncio.CancelledError:
             # As the original does: Fetcher.close() cancels and awaits its fetch tasks.
             return False

@@ -78,6 +78,8 @@ class Metrics:
                                        "rebalance and did not repeat: events its state held, "
                                        "alerts and dead letters already on their topics",
                                        ["what"], registry=r)
+        self.partitions = Gauge("accesswatch_partitions_assigned",
+                                "Events partitions this worker owns", registry=r)
         self.consumer_gaps = Counter("accesswatch_consumer_gaps",
                                      "Partitions handed over from past their committed "
                                      "offset; the worker stops so a restart reads the "

@@ -10,7 +10,8 @@ letters of replayed invalid events, would appear twice.  So:
   before its states are stored;
 - each state flush ends, per partition, with a *mark* on the changelog: the
   alert and dead-letter offsets up to which that state accounts for what was
-  published;
+  published, and the events offset below which every event's outputs are out
+  (invalid events have no state to say so);
 - a worker that takes a partition (start, restart, rebalance) reads the alert
   and dead-letter partitions from the recovered mark to their end, and
   publishes nothing it finds there again.
@@ -47,10 +48,12 @@ MARK_PREFIX = b"\xffaccesswatch-outputs:"
 
 
 class Mark(msgspec.Struct, array_like=True):
-    """Offsets on one partition of the alert and dead-letter topics."""
+    """How far one partition's outputs go: the next offset on the alert and dead-letter
+    partitions, and the events offset before which every event's outputs are out."""
 
     alerts: int = 0
     dead_letters: int = 0
+    events: int = 0
 
 
 _mark_decoder = msgspec.msgpack.Decoder(Mark)
@@ -113,7 +116,7 @@ class Outputs:
             self.covered.pop(p, None)
             self._changed.discard(p)
 
-    async def publish(self, out: BatchOutcome) -> None:
+    async def publish(self, out: BatchOutcome, messages: Iterable[Message]) -> None:
         """Send the batch's dead letters and new alerts; return once the broker has them.
 
         Alerts and dead letters found at priming are dropped from ``out`` (counted
@@ -122,7 +125,9 @@ class Outputs:
         pending: list[tuple[str, int, Any]] = []
         for r in out.rejected:
             m = r.message
-            if m.offset in self._done_dead.get(m.partition, ()):
+            mark = self.covered.get(m.partition)
+            if (mark is not None and m.offset < mark.events) or \
+                    m.offset in self._done_dead.get(m.partition, ()):
                 self.metrics.replay_skipped("dead_letter").inc()
                 continue
             fut = await self._dead_letter(m, r.error.reason, r.error.reason_class)
@@ -145,7 +150,11 @@ class Outputs:
                 continue
             mark = self.covered.setdefault(p, Mark())
             setattr(mark, kind, max(getattr(mark, kind), meta.offset + 1))
-            self._changed.add(p)
+        for m in messages:  # every event of the batch now has its outputs out
+            mark = self.covered.setdefault(m.partition, Mark())
+            if m.offset >= mark.events:
+                mark.events = m.offset + 1
+                self._changed.add(m.partition)
 
     def pending_marks(self) -> list[tuple[int, bytes, bytes]]:
         """(changelog partition, key, value) of each mark moved since the last call."""

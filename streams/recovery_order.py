@@ -12,6 +12,11 @@ half the restarts under load.
 
 The patch keeps the event partitions paused until the seek is done, then
 resumes them: nothing is fetched from before the seek.
+
+It also seeks a partition the group has never committed to its beginning.
+Faust leaves such a partition where the consumer happened to be, which after
+a rebalance (say, the broker restarted before the first commit) is past
+events whose state the recovered table does not hold.
 """
 
 from __future__ import annotations
@@ -41,6 +46,10 @@ async def _seek_then_resume(self: Recovery, generation_id: int = 0) -> None:
 
     async def seek_then_resume() -> None:
         await perform_seek()
+        committed = await consumer.seek_to_committed()
+        for tp in held:
+            if committed.get(tp) is None:
+                await consumer.seek(tp, 0)  # from the first offset the broker still has
         resume(held)
         held.clear()
 

@@ -84,6 +84,7 @@ class Settings(BaseSettings):
     # --- serving ---------------------------------------------------------------
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(9464, ge=0, le=65535)
+    # Faust's own web server is not started (streams/app.py): these are accepted, unused.
     web_host: str = "127.0.0.1"
     web_port: int = Field(6066, ge=0, le=65535)
     log_level: str = "info"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import socket
+import os
 import sys
 
 from prometheus_client import REGISTRY, disable_created_metrics
@@ -18,6 +18,8 @@ from streams.settings import Settings
 from streams.topics import check_topics
 
 log = logging.getLogger("accesswatch.worker")
+RESTARTS = "ACCESSWATCH_WORKER_RESTARTS"  # how many times this process has restarted itself
+MAX_RESTARTS = 5
 
 
 def run_worker(settings: Settings) -> int:
@@ -28,6 +30,11 @@ def run_worker(settings: Settings) -> int:
     rules = load_rules(settings.rules_path)  # a bad pack stops here: file, line, rule id
     log.info("rule pack %s: %d active rules, version %s", rules.source, len(rules.active),
              rules.version)
+    if settings.processing_guarantee == "exactly_once":
+        log.warning("processing_guarantee exactly_once: with Faust 0.15 alerts and dead letters "
+                    "are not in the transaction and a crash can leave duplicate, missing or "
+                    "extra alerts and stalled commits (README, Reliability); at_least_once is "
+                    "the proven choice")
     model = None
     if settings.model_path is not None:
         from models import load_model
@@ -55,11 +62,6 @@ def run_worker(settings: Settings) -> int:
     disable_created_metrics()  # *_created series double the count and no dashboard reads them
     metrics = Metrics(REGISTRY)
     pipeline = Pipeline(settings, rules, metrics, partitions, model)
-    web = (settings.web_host, settings.web_port)
-    if settings.web_port and not _can_bind(*web):
-        print(f"accesswatch worker: web port {web[0]}:{web[1]} is in use (--web-port)",
-              file=sys.stderr)
-        return 2
     try:
         server = serve_metrics(REGISTRY, pipeline.health, settings.metrics_host,
                                settings.metrics_port)
@@ -72,19 +74,32 @@ def run_worker(settings: Settings) -> int:
     worker = faust.Worker(pipeline.app, loglevel=settings.log_level.upper(),
                           override_logging=False, quiet=True)
     worker.spinner = None  # its terminal escapes end up in log files
+    code = 0
     try:
         worker.execute_from_commandline()
     except SystemExit as e:
-        return int(e.code or 0)
+        code = int(e.code or 0)
+    except Exception:
+        if pipeline.restart_reason is None:
+            raise
     finally:
         server.shutdown()
-    return 0
+    if pipeline.restart_reason is not None:
+        _restart(pipeline.restart_reason)
+    return code
 
 
-def _can_bind(host: str, port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind((host, port))
-        except OSError:
-            return False
-    return True
+def _restart(reason: str) -> None:
+    """Start this worker afresh, in this process: it reads again from the committed offsets.
+
+    What it had already done it skips (stored state, output marks), so a restart
+    repeats and loses nothing.  A few in a row mean something else is wrong: stop.
+    """
+    restarts = int(os.environ.get(RESTARTS, "0")) + 1
+    if restarts > MAX_RESTARTS:
+        log.error("not restarting again after %d restarts (%s)", MAX_RESTARTS, reason)
+        return
+    log.warning("restarting (%d of at most %d): %s", restarts, MAX_RESTARTS, reason)
+    logging.shutdown()
+    os.environ[RESTARTS] = str(restarts)
+    os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])

@@ -12,8 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.streams.conftest import KAFKA_IMPORT_NOISE
-from tests.streams.conftest import broker  # noqa: F401  (the session's noida-db broker)
+from tests.streams.conftest import (
+    KAFKA_IMPORT_NOISE,
+    broker,  # noqa: F401  (the session's noida-db broker)
+)
 
 if TYPE_CHECKING:
     from tests.reliability.harness import Force, Ledger

@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -159,6 +160,15 @@ def dead_letters(s: Settings) -> list[tuple[int, int, bytes]]:
         out.append((int(h["accesswatch-source-partition"]), int(h["accesswatch-source-offset"]),
                     r.value))
     return out
+
+
+def quietly(wait: Callable[[], object]) -> bool:
+    """Run a ``wait_until``; False instead of the assertion when it times out."""
+    try:
+        wait()
+    except AssertionError:
+        return False
+    return True
 
 
 def kill9(w: WorkerProcess) -> None:

@@ -34,6 +34,7 @@ from tests.reliability.harness import (
     pipeline_env,
     prepare,
     produce,
+    quietly,
     wait_committed_to_end,
 )
 from tests.streams.conftest import wait_until
@@ -42,12 +43,15 @@ from tests.streams.live import WorkerProcess, total
 pytestmark = pytest.mark.broker
 
 
-# exactly_once is not proven here yet: after a kill -9 it published alerts the
-# backtest does not raise (measured: 2 extra ids on 20,556 events); the default,
-# at-least-once with idempotent ids, is what this test holds to.
-@pytest.mark.parametrize("guarantee", ["at_least_once"])
+# CI proves the default.  ACCESSWATCH_TEST_GUARANTEE=exactly_once reruns the evaluation
+# README's reliability section reports: with Faust 0.15 it fails (duplicate, missing and
+# unexpected alerts, stalled commits).
+GUARANTEE = os.environ.get("ACCESSWATCH_TEST_GUARANTEE", "at_least_once")
+
+
 def test_kill_9_mid_replay_loses_nothing_and_repeats_no_alert(
-        broker: str, force: Force, ledger: Ledger, tmp_path, guarantee: str) -> None:  # type: ignore[no-untyped-def]
+        broker: str, force: Force, ledger: Ledger, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    guarantee = GUARANTEE
     # The restarted worker keeps its instance id, as a pod or systemd unit would: the group
     # hands it the partitions at once instead of waiting out the dead member's session.
     env = pipeline_env(broker, tmp_path, processing_guarantee=guarantee, instance_id="worker-0")
@@ -79,13 +83,10 @@ def test_kill_9_mid_replay_loses_nothing_and_repeats_no_alert(
         w2 = WorkerProcess(env, tmp_path, "crash-worker2")
         w2.wait_ready()
         assert replay.wait(120) == 0, replay.stderr.read().decode() if replay.stderr else ""
-        try:
-            ends = wait_committed_to_end(s)
-        except AssertionError as e:
-            raise AssertionError(f"{e}\nsecond worker: consumed {consumed(w2)}\n"
-                                 f"{w2.tail(15)}") from None
-        wait_until(lambda: set(alert_ids(s)) >= force.expected, 60,
-                   "every expected alert on the topic", every=0.3)
+        settled = quietly(lambda: wait_committed_to_end(s, timeout=90))
+        settled = settled and quietly(lambda: wait_until(
+            lambda: set(alert_ids(s)) >= force.expected, 30, "every expected alert", every=0.3))
+        ends = end_offsets(s, s.topic_events)
         m2 = w2.metrics()
         ids = alert_ids(s)
         dlq = dead_letters(s)
@@ -105,19 +106,29 @@ def test_kill_9_mid_replay_loses_nothing_and_repeats_no_alert(
     done_by_w1 = sum(at_kill.values())
     replayed = int(w1_consumed - done_by_w1)
     unique_dlq = {(p, o): v for p, o, v in dlq}
+    missing, extra = force.expected - set(ids), set(ids) - force.expected
+    committed = sum(committed_offsets(s).values())
+    # A worker that finds a partition handed over past its commit restarts itself in place
+    # (streams/gaps.py): its counters start again, so the committed offsets do the counting.
+    restarts = w2.log.read_text(errors="replace").count("accesswatch.worker: restarting (")
+    unaccounted = sent - committed if restarts else sent - done_by_w1 - int(w2_consumed)
     figures = ledger.add(Figures(
         f"kill -9 mid-replay ({guarantee})", sent=sent,
-        processed=done_by_w1 + int(w2_consumed) - len(unique_dlq),
-        dead_lettered=len(unique_dlq), lost=sent - done_by_w1 - int(w2_consumed),
+        processed=committed - len(unique_dlq),
+        dead_lettered=len(unique_dlq), lost=unaccounted,
         duplicate_alerts=duplicates(ids), alerts=len(set(ids)),
         notes=[f"first worker had consumed {int(w1_consumed):,}, committed {done_by_w1:,}; "
                f"{replayed:,} read again after the kill",
-               f"duplicate dead letters {len(dlq) - len(unique_dlq)}"]))
+               f"duplicate dead letters {len(dlq) - len(unique_dlq)}",
+               f"alerts missing {len(missing)}, unexpected {len(extra)}",
+               f"events committed {committed:,} of {sent:,}",
+               f"second worker restarted itself {restarts} times"]))
+    assert settled, f"the pipeline did not settle: {figures.line()}"
 
-    assert sent == n
+    assert sent == n and committed == sent
     assert 0 < done_by_w1 < n, "the kill should land after a commit and before the end"
-    # The second worker starts where the group committed and reads each event once.
-    assert w2_consumed == sent - done_by_w1
+    if not restarts:  # it starts where the group committed and reads each event once
+        assert w2_consumed == sent - done_by_w1
     assert w2_consumed == w2_processed + w2_rejected
     assert figures.lost == 0
     # Every invalid line is on the DLQ, with its source position, once.

@@ -35,12 +35,12 @@ class WorkerProcess:
     """``accesswatch worker`` in a subprocess, its log in a file."""
 
     def __init__(self, env: dict[str, str], cwd: Path, name: str = "worker") -> None:
-        self.metrics_port, web_port = free_port(), free_port()
+        self.metrics_port, self.web_port = free_port(), free_port()
         self.log = cwd / f"{name}.log"
         self._log = self.log.open("wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "accesswatch.cli", "worker", "--web-host", "127.0.0.1",
-             "--web-port", str(web_port), "--metrics-port", str(self.metrics_port)],
+             "--web-port", str(self.web_port), "--metrics-port", str(self.metrics_port)],
             cwd=cwd, env={**os.environ, **env}, stdout=self._log, stderr=subprocess.STDOUT)
 
     def get(self, path: str) -> tuple[int, str]:

@@ -20,7 +20,7 @@ NAMES = {
     "accesswatch_reference_ready", "accesswatch_broker_up", "accesswatch_rules_info",
     "accesswatch_model_info", "accesswatch_rules_reload_failures_total",
     "accesswatch_model_reload_failures_total", "accesswatch_replay_skipped_total",
-    "accesswatch_consumer_gaps_total",
+    "accesswatch_consumer_gaps_total", "accesswatch_partitions_assigned",
 }
 ALLOWED_LABELS = {"reason", "rule_id", "severity", "partition", "kind", "op", "version",
                   "rules", "le", "what"}
