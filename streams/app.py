@@ -22,6 +22,7 @@ import faust
 from accesswatch.core import Detector
 from accesswatch.reference import ReferenceData
 from accesswatch.rules import RulePack
+from streams import fast_path
 from streams.batch import BatchOutcome, Message, run_batch
 from streams.connect import faust_credentials
 from streams.gaps import HeadCheck, committed_offsets
@@ -124,7 +125,14 @@ class Pipeline:
         # mode types a receiver with mypy_extensions argument kinds no plain ``def`` matches.
         app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
         app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
+        # The agent subscribes the events topic (and handles it under exactly-once); with
+        # the fast path its events bypass Faust's delivery and reach ``_drain`` instead.
         app.agent(self.events, name="accesswatch.detect")(self._detect)
+        self.fast: fast_path.FastPath | None = None
+        if self.coalesce and s.fast_path:
+            fast_path.install()
+            self.fast = app.accesswatch_fast_path = fast_path.FastPath(s.topic_events)  # type: ignore[attr-defined]
+            app.task(self._drain)
         app.task(self.feed.run)
         app.timer(2.0, name="accesswatch.lag")(self._measure_lag)
         app.timer(5.0, name="accesswatch.broker-probe")(self._probe_broker)
@@ -138,8 +146,9 @@ class Pipeline:
         if not self.feed.ready.is_set():
             log.info("holding events until reference data has caught up")
             await self.feed.ready.wait()
-        log.info("processing %s in batches of up to %d", self.settings.topic_events,
-                 self.settings.batch_size)
+        log.info("processing %s in batches of up to %d events, %s", self.settings.topic_events,
+                 self.settings.batch_size, "a fetch at a time (fast path)" if self.fast
+                 else "through Faust's own delivery")
         async for events in stream.take_events(self.settings.batch_size,
                                                within=self.settings.batch_wait):
             messages = [e.message for e in events]
@@ -151,6 +160,26 @@ class Pipeline:
                 log.exception("batch failed; restarting to read it again")
                 await self._start_afresh(messages, f"a batch failed: {type(e).__name__}")
                 return
+
+    async def _drain(self) -> None:
+        """The fast path's batches (``streams/fast_path.py``): handled, then acknowledged."""
+        assert self.fast is not None
+        if not self.feed.ready.is_set():
+            await self.feed.ready.wait()
+        consumer = self.app.consumer
+        async for runs in self.fast.batches(self.settings.batch_size):
+            messages = [r for run in runs for r in run.records]
+            try:
+                await self.handle(messages)
+            except Exception as e:
+                log.exception("batch failed; restarting to read it again")
+                self.fast.drop(consumer, runs)
+                await self._start_afresh([], f"a batch failed: {type(e).__name__}")
+                return
+            if self.restart_reason is not None:  # handle() found a hole: nothing acked
+                self.fast.drop(consumer, runs)
+                return
+            self.fast.ack(consumer, runs)
 
     async def handle(self, messages: list[Message]) -> BatchOutcome:
         started = time.perf_counter()

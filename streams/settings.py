@@ -61,7 +61,11 @@ class Settings(BaseSettings):
 
     # --- processing ------------------------------------------------------------
     batch_size: int = Field(1000, ge=1)
-    batch_wait: float = Field(0.1, gt=0, description="seconds to wait to fill a batch")
+    batch_wait: float = Field(0.1, gt=0, description="seconds to wait to fill a batch "
+                              "(Faust's own delivery only; the fast path never waits)")
+    fast_path: bool = Field(True, description="hand the events topic's records to the "
+                            "worker a fetch at a time, past Faust's per-event delivery "
+                            "(streams/fast_path.py); at_least_once only")
     processing_guarantee: Guarantee = "at_least_once"
     commit_interval: float = Field(2.8, gt=0, description="seconds between offset commits "
                                    "(under exactly_once: between transaction commits, so "

@@ -67,8 +67,11 @@ class Run:
     events_per_second: float = 0.0
 
 
-@pytest.fixture(scope="module")
-def run(broker: str, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+# Both ways events reach the batch handler: the fast path (the default, streams/fast_path.py)
+# and Faust's own delivery (``FAST_PATH=false``; what exactly_once uses).
+@pytest.fixture(scope="module", params=["fast-path", "faust-delivery"])
+def run(broker: str, tmp_path_factory: pytest.TempPathFactory,  # type: ignore[no-untyped-def]
+        request: pytest.FixtureRequest):
     work = tmp_path_factory.mktemp("live")
     p = f"e{uuid.uuid4().hex[:8]}"
     env = {"ACCESSWATCH_BOOTSTRAP_SERVERS": broker, "ACCESSWATCH_APP_ID": f"{p}-aw",
@@ -77,7 +80,8 @@ def run(broker: str, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[
            "ACCESSWATCH_TOPIC_REF_SUBJECTS": f"{p}.subjects",
            "ACCESSWATCH_TOPIC_REF_CASES": f"{p}.cases",
            "ACCESSWATCH_TOPIC_REF_DUTIES": f"{p}.duties", "ACCESSWATCH_PARTITIONS": "4",
-           "ACCESSWATCH_DATA_DIR": str(work / "faust")}
+           "ACCESSWATCH_DATA_DIR": str(work / "faust"),
+           "ACCESSWATCH_FAST_PATH": str(request.param == "fast-path").lower()}
     settings = Settings.model_validate({k.removeprefix("ACCESSWATCH_").lower(): v
                                         for k, v in env.items()})
     force = work / "force"
@@ -274,3 +278,11 @@ def test_reference_updates_take_effect_without_a_restart(run: Run) -> None:
 def test_report_throughput(run: Run) -> None:
     # Not a target here (issue 5 sets those); recorded so a regression is visible.
     assert run.events_per_second > 500
+
+
+def test_events_took_the_configured_path(run: Run) -> None:
+    assert run.worker is not None
+    log = run.worker.log.read_text(errors="replace")
+    fast = run.env["ACCESSWATCH_FAST_PATH"] == "true"
+    expected = "a fetch at a time (fast path)" if fast else "through Faust's own delivery"
+    assert expected in log, run.worker.tail()
