@@ -76,6 +76,9 @@ class Roster:
     starts: list[float] = field(default_factory=list)
     periods: list[tuple[float, float, str]] = field(default_factory=list)
     longest: float = 0.0
+    # The period that last covered an instant: a member's events come in runs
+    # within one shift, so most look-ups end here.
+    last_hit: tuple[float, float, str] | None = field(default=None, repr=False, compare=False)
 
     def add(self, start: float, end: float, duty_id: str) -> None:
         i = bisect.bisect_right(self.starts, start)
@@ -87,18 +90,23 @@ class Roster:
         for i, period in enumerate(self.periods):
             if period[2] == duty_id:
                 del self.starts[i], self.periods[i]
+                self.last_hit = None
                 return
 
     def covers(self, t: float, grace: float) -> bool:
         """True when ``t`` lies within some period widened by ``grace`` each side."""
+        hit = self.last_hit
+        if hit is not None and hit[0] <= t + grace and hit[1] + grace >= t:
+            return True
         i = bisect.bisect_right(self.starts, t + grace)
         floor = t - grace - self.longest
         while i > 0:
             i -= 1
-            start, end, _ = self.periods[i]
-            if start < floor:
+            period = self.periods[i]
+            if period[0] < floor:
                 return False
-            if end + grace >= t:
+            if period[1] + grace >= t:
+                self.last_hit = period
                 return True
         return False
 

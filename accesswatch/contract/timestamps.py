@@ -14,6 +14,11 @@ from accesswatch.errors import InvalidRecord
 _RFC3339 = re.compile(
     r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?P<zone>[Zz]|[+-]\d{2}:\d{2})?\Z"
 )
+# The shape nearly every feed sends: upper case, whole seconds, milliseconds or
+# microseconds, a zone.  ``fromisoformat`` reads it as it is (no copy, no padding).
+_PLAIN = re.compile(
+    r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{3}|\.\d{6})?(?:Z|[+-]\d{2}:\d{2})\Z"
+)
 _ZONELESS = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?\Z")
 
 
@@ -23,6 +28,11 @@ def parse_ts(value: str, field: str = "ts") -> float:
     >>> parse_ts("2026-03-02T08:00:00+01:00")
     1772434800.0
     """
+    if _PLAIN.match(value) is not None:
+        try:
+            return datetime.fromisoformat(value).timestamp()
+        except ValueError:
+            pass  # a date that does not exist: the full path below says so
     m = _RFC3339.match(value)
     if m is None or m.group("zone") is None:
         raise InvalidRecord(_explain(value, field, m is not None), "bad_timestamp")

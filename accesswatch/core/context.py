@@ -46,7 +46,12 @@ class EventContext:
     @property
     def justified(self) -> bool:
         """True when the event's case_ref is a justifying case (scenarios.md)."""
-        return self.why_unjustified == ""
+        why = self._why
+        if why is None:
+            why = self._why = justifying_case_problem(
+                self.event, self.sid, self.ref, self.closed_grace
+            )
+        return why == ""
 
     @property
     def why_unjustified(self) -> str:

@@ -57,6 +57,27 @@ def _could_match(rule: r.Rule, opened: bool, action: str) -> bool:
     return True
 
 
+def _never_for(rule: r.Rule, staff: Staff | None) -> bool:
+    """True when ``rule`` cannot fire for this member whatever they open.
+
+    Only the directory record decides it: a new record for the member is a
+    new object, and the detector's cache of plans per member checks for that.
+    """
+    if isinstance(rule, r.Account):
+        if rule.condition == "unknown":
+            return staff is not None
+        return staff is None or (
+            rule.condition == "inactive_status" and staff.status not in rule.statuses
+        )
+    if staff is None:
+        return isinstance(rule, r.Relationship | r.OutOfArea)
+    if isinstance(rule, r.Relationship):
+        if rule.relation == "self":
+            return not staff.person_id
+        return rule.relation in ("family", "neighbour") and not staff.postcode
+    return False
+
+
 def _no_check(rule: Any, ctx: EventContext, st: UserState) -> Firing | None:
     return None
 
@@ -81,6 +102,9 @@ KINDS: dict[type[r.Rule], Check] = {
     r.RepeatSubject: windowed.repeat_subject,
 }
 MAX_RISK_EVIDENCE = 30
+# Plans cached per (member, opened?, action): a bound for a live worker that
+# sees members come and go.
+MAX_MEMBER_PLANS = 200_000
 
 
 # Kinds that can only match an event that opened a record: skipped for bare searches.
@@ -110,6 +134,9 @@ class _Planned:
             or staff.role in self.exempt_roles
             or staff.unit in self.exempt_units
         )
+
+
+Plan = tuple[_Planned, ...]
 
 
 class Detector:
@@ -183,6 +210,9 @@ class Detector:
             for opened in (True, False)
             for action in ACTIONS
         }
+        # ... and of those, the ones this member is neither exempt from nor
+        # ruled out of by their directory record, by (user, opened, action).
+        self._member_plans: dict[tuple[str, bool, str], tuple[Staff | None, Plan]] = {}
         self._risk = risk
         self._closed_grace = seconds(pack.settings.closed_case_grace)
         self._lateness = seconds(pack.settings.lateness)
@@ -198,29 +228,39 @@ class Detector:
         outcome does not depend on where a driver cut its batches.
         """
         out: list[Fired] = []
+        ref, grace, lateness, process = self.ref, self._closed_grace, self._lateness, self._process
         if self.model is None:
             for event in events:
-                state = _state(states, event.user_id)
-                ctx = EventContext(
-                    event, self.ref, state.last_t, self._closed_grace, self._lateness
+                state = states.get(event.user_id)
+                if state is None:
+                    state = states[event.user_id] = UserState()
+                fired = process(
+                    EventContext(event, ref, state.last_t, grace, lateness), state, None
                 )
-                out.extend(self._process(ctx, state, None))
+                if fired:
+                    out.extend(fired)
             return out
         pending: list[tuple[EventContext, UserState]] = []
         rows: list[Row] = []
         at: list[int] = []
         for event in events:
-            state = _state(states, event.user_id)
-            ctx = EventContext(event, self.ref, 0.0, self._closed_grace, self._lateness)
+            state = states.get(event.user_id)
+            if state is None:
+                state = states[event.user_id] = UserState()
+            ctx = EventContext(event, ref, 0.0, grace, lateness)
             row = observe(state.behaviour, ctx)
             if row is not None:
                 at.append(len(pending))
                 rows.append(row)
             pending.append((ctx, state))
-        verdicts = dict(zip(at, self.model.judge(rows), strict=True))
-        for i, (ctx, state) in enumerate(pending):
+        verdicts: list[Verdict | None] = [None] * len(pending)
+        for i, verdict in zip(at, self.model.judge(rows), strict=True):
+            verdicts[i] = verdict
+        for (ctx, state), verdict in zip(pending, verdicts, strict=True):
             ctx.prev_t = state.last_t
-            out.extend(self._process(ctx, state, verdicts.get(i)))
+            fired = process(ctx, state, verdict)
+            if fired:
+                out.extend(fired)
         return out
 
     def feature_rows(
@@ -240,14 +280,28 @@ class Detector:
         """One event (tests and tools); drivers should use ``process_batch``."""
         return self.process_batch([event], {event.user_id: state})
 
+    def _member_plan(self, ctx: EventContext) -> Plan:
+        """The rules to run for this event's member, kind of event and action."""
+        key = (ctx.event.user_id, ctx.sid is not None, ctx.event.action)
+        cached = self._member_plans.get(key)
+        staff = ctx.staff
+        if cached is not None and cached[0] is staff:
+            return cached[1]
+        plan = tuple(
+            p
+            for p in self._plans[key[1], key[2]]
+            if not p.exempts(staff) and not _never_for(p.rule, staff)
+        )
+        if len(self._member_plans) >= MAX_MEMBER_PLANS:
+            self._member_plans.clear()
+        self._member_plans[key] = (staff, plan)
+        return plan
+
     def _process(self, ctx: EventContext, state: UserState, verdict: Verdict | None) -> list[Fired]:
         event = ctx.event
-        staff = ctx.staff
         fired: list[Fired] = []
         points, signals = 0.0, []
-        for p in self._plans[ctx.sid is not None, event.action]:
-            if (p.exempt_users or p.exempt_roles or p.exempt_units) and p.exempts(staff):
-                continue
+        for p in self._member_plan(ctx):
             firing = p.check(p.rule, ctx, state)
             if firing is None:
                 continue

@@ -11,6 +11,7 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass
 from itertools import pairwise
+from operator import itemgetter
 
 import msgspec
 
@@ -21,6 +22,8 @@ HOUR = 3600.0
 RECENT = 600.0  # "rapid succession": the last ten minutes
 KNOWN_TERMINALS = 24
 CASUAL_TYPES = frozenset({"vehicle", "address"})
+PRINTS = frozenset({"print", "export"})
+_time = itemgetter(0)  # an entry's event time, the sort key
 
 # Raw values the tracker emits, in this order.  The model derives its own
 # columns (ratios to the member's and the peer group's usual) from these.
@@ -69,13 +72,17 @@ class Row:
 def observe(b: Behaviour, ctx: EventContext) -> Row | None:
     """Fold one event into ``b``; return a row when this member is due a score."""
     ev, t = ctx.event, ctx.t
-    idle = (t - b.last_t) / HOUR if b.last_t else 0.0
-    b.last_t = max(b.last_t, t)
+    last = b.last_t
+    idle = (t - last) / HOUR if last else 0.0
+    if t > last:
+        b.last_t = t
     new_terminal = _terminal(b, ev.terminal_id)
-    if ctx.sid is None and ev.action not in ("print", "export"):
+    sid = ctx.sid
+    printed = ev.action in PRINTS
+    if sid is None and not printed:
         return None
     flags = 0
-    if ctx.sid is not None and ctx.subject_type not in CASUAL_TYPES and not ctx.justified:
+    if sid is not None and ctx.subject_type not in CASUAL_TYPES and not ctx.justified:
         flags |= 1
         staff, subject = ctx.staff, ctx.subject
         if (
@@ -86,17 +93,20 @@ def observe(b: Behaviour, ctx: EventContext) -> Row | None:
             and ctx.ref.is_area(staff.area)
         ):
             flags |= 2
-    if ev.action in ("print", "export"):
+    if printed:
         flags |= 4
-    _count_hour(b, t)
-    entry = (t, ctx.sid or "", flags)
-    if not b.recent or b.recent[-1][0] <= t:
-        b.recent.append(entry)
+    if b.hour < 0 or t // HOUR > b.hour:
+        _next_hour(b, t)
+    b.hour_count += 1
+    entry = (t, sid or "", flags)
+    recent = b.recent
+    if not recent or recent[-1][0] <= t:
+        recent.append(entry)
     else:
-        bisect.insort(b.recent, entry, key=lambda e: e[0])
+        bisect.insort(recent, entry, key=_time)
     horizon = b.last_t - HOUR
-    if b.recent[0][0] < horizon:
-        del b.recent[: bisect.bisect_left(b.recent, horizon, key=lambda e: e[0])]
+    if recent[0][0] < horizon:
+        del recent[: bisect.bisect_left(recent, horizon, key=_time)]
     if t < b.next_score or not _busy(b, t, flags):
         return None
     b.next_score = t + SCORE_EVERY
@@ -122,15 +132,35 @@ def _values(
     b: Behaviour, ctx: EventContext, t: float, new_terminal: bool, idle: float
 ) -> tuple[float, ...]:
     recent_all = b.recent
-    hi = bisect.bisect_right(recent_all, t, key=lambda e: e[0])
-    lo = bisect.bisect_left(recent_all, t - HOUR, key=lambda e: e[0])
-    hour = recent_all[lo:hi]
-    opens = [e for e in hour if e[1]]
-    recent = [e[0] for e in opens if e[0] >= t - RECENT]
-    gaps = sorted([b2 - a for a, b2 in pairwise(recent)])
+    # In order (the usual case) the member's last hour is everything kept.
+    if recent_all[-1][0] <= t:
+        hi = len(recent_all)
+    else:
+        hi = bisect.bisect_right(recent_all, t, key=_time)
+    lo = 0
+    if recent_all[0][0] < t - HOUR:
+        lo = bisect.bisect_left(recent_all, t - HOUR, key=_time)
+    # One pass over the hour: opens, doubtful and out-of-area opens, prints,
+    # and the last ten minutes' open times and records.
+    since = t - RECENT
+    n = suspect = away = prints = 0
+    times: list[float] = []
+    distinct: set[str] = set()
+    for i in range(lo, hi):
+        e_t, sid, flags = recent_all[i]
+        if flags & 4:
+            prints += 1
+        if sid:
+            n += 1
+            if flags & 1:
+                suspect += 1
+            if flags & 2:
+                away += 1
+            if e_t >= since:
+                times.append(e_t)
+                distinct.add(sid)
+    gaps = sorted([b2 - a for a, b2 in pairwise(times)])
     median_gap = gaps[len(gaps) // 2] if gaps else RECENT
-    n = len(opens)
-    suspect = sum(e[2] & 1 for e in opens)
     roster = ctx.ref.roster(ctx.event.user_id)
     off = 0.0
     if roster is not None and not roster.covers(t, 0.0):
@@ -138,19 +168,20 @@ def _values(
     return (
         float(n),
         b.usual,
-        float(len({e[1] for e in opens if e[0] >= t - RECENT})),
+        float(len(distinct)),
         median_gap,
         suspect / n if n else 0.0,
-        float(sum(1 for e in opens if e[2] & 2)),
-        float(sum(1 for e in hour if e[2] & 4)),
+        float(away),
+        float(prints),
         off,
         1.0 if new_terminal else 0.0,
         min(idle, 24 * 90.0),
     )
 
 
-def _count_hour(b: Behaviour, t: float) -> None:
-    """The member's usual opens per active hour, winsorised like the volume rule's."""
+def _next_hour(b: Behaviour, t: float) -> None:
+    """Close the member's hour: their usual opens per active hour, winsorised
+    like the volume rule's."""
     hour = t // HOUR
     if b.hour < 0:
         b.hour = hour
@@ -160,7 +191,6 @@ def _count_hour(b: Behaviour, t: float) -> None:
             b.usual = b.hour_count if b.active_hours == 0 else b.usual + 0.1 * (capped - b.usual)
             b.active_hours += 1
         b.hour, b.hour_count = hour, 0.0
-    b.hour_count += 1
 
 
 def _terminal(b: Behaviour, terminal: str) -> bool:

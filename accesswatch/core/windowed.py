@@ -10,6 +10,7 @@ from __future__ import annotations
 import bisect
 from datetime import datetime
 from functools import cache
+from operator import itemgetter
 from zoneinfo import ZoneInfo
 
 from accesswatch.core.context import EventContext
@@ -19,19 +20,22 @@ from accesswatch.rules import types as r
 from accesswatch.rules.types import seconds
 
 MAX_EVIDENCE = 100
+_time = itemgetter(0)  # an entry's event time, the sort key
 
 
 def _insert(st: UserState, rule_id: str, entry: Entry, keep: float) -> list[Entry]:
     """Add ``entry`` in time order and drop what fell out of ``keep`` seconds."""
-    entries = st.windows.setdefault(rule_id, [])
-    if not entries or entries[-1][0] <= entry[0]:
+    entries = st.windows.get(rule_id)
+    if entries is None:
+        entries = st.windows[rule_id] = []
+    t = entry[0]
+    if not entries or entries[-1][0] <= t:
         entries.append(entry)
     else:
-        bisect.insort(entries, entry, key=lambda e: e[0])
-    horizon = max(st.last_t, entry[0]) - keep
+        bisect.insort(entries, entry, key=_time)
+    horizon = (st.last_t if st.last_t > t else t) - keep
     if entries[0][0] < horizon:
-        cut = bisect.bisect_left(entries, horizon, key=lambda e: e[0])
-        del entries[:cut]
+        del entries[: bisect.bisect_left(entries, horizon, key=_time)]
     return entries
 
 
@@ -43,14 +47,14 @@ def _in_window(
     In order, that is simply the span ending at ``t``.  When ``t`` arrived late,
     later entries exist and the fullest span may end after it.
     """
-    lo = bisect.bisect_left(entries, t - window, key=lambda e: e[0])
-    hi = bisect.bisect_right(entries, t, key=lambda e: e[0])
-    if hi == len(entries) or entries[-1][0] <= t:
-        return entries[lo:hi]
-    end = bisect.bisect_right(entries, t + window, key=lambda e: e[0])
+    lo = bisect.bisect_left(entries, t - window, key=_time)
+    if entries[-1][0] <= t:
+        return entries[lo:]
+    hi = bisect.bisect_right(entries, t, key=_time)
+    end = bisect.bisect_right(entries, t + window, key=_time)
     best, best_n = entries[lo:hi], _size(entries[lo:hi], distinct)
     for j in range(hi, end):
-        start = bisect.bisect_left(entries, entries[j][0] - window, key=lambda e: e[0])
+        start = bisect.bisect_left(entries, entries[j][0] - window, key=_time)
         span = entries[start : j + 1]
         n = _size(span, distinct)
         if n > best_n:
@@ -76,6 +80,9 @@ def window_count(rule: r.WindowCount, ctx: EventContext, st: UserState) -> Firin
         return None
     window = seconds(rule.window)
     entries = _insert(st, rule.id, (ctx.t, ev.event_id, ctx.sid, False), window + ctx.lateness)
+    # The span counted is a slice of what the rule keeps: too few kept, too few counted.
+    if len(entries) < rule.threshold:
+        return None
     current = _in_window(entries, ctx.t, window, rule.distinct_subjects)
     if len(current) < rule.threshold:
         return None
