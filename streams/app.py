@@ -29,7 +29,7 @@ from streams.gaps import HeadCheck, committed_offsets
 from streams.metrics import Metrics
 from streams.outputs import Outputs
 from streams.reference_feed import ReferenceFeed
-from streams.reload import Reloader
+from streams.reload import Reloader, alerting_rules
 from streams.settings import Settings
 from streams.user_states import FlushOnCommit, UserStates
 
@@ -68,6 +68,7 @@ class Pipeline:
         self.next_offset: dict[int, int] = {}  # events partition → next offset to process
         self.app = self._build_app()
         metrics.rules.info({"version": rules.version, "rules": str(len(rules.active))})
+        metrics.expect_alerts(alerting_rules(self.detector))
         metrics.model.info({"version": model.version, "name": model.name} if model is not None
                            else {"version": "none"})
         metrics.broker_up.set(1)
@@ -229,6 +230,9 @@ class Pipeline:
         gone = [tp.partition for tp in revoked or () if tp.topic == self.settings.topic_events]
         self.outputs.forget(gone)
         self.head.forget(gone)
+        self.metrics.forget_lag(gone)
+        for p in gone:
+            self.next_offset.pop(p, None)
         self._count_partitions()
 
     async def _on_assigned(self, app: Any, assigned: Any = None, **_: Any) -> None:

@@ -10,6 +10,7 @@ reference kinds, partition numbers): never a user id, subject id or free text.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
@@ -101,6 +102,22 @@ class Metrics:
         self.consumed.inc(messages)
         self.batch_size.observe(messages)
         self.batch_seconds.observe(seconds)
+
+    def expect_alerts(self, rules: Iterable[tuple[str, str]]) -> None:
+        """Create each (rule id, severity)'s alert and folded counters at zero.
+
+        A counter that first appears at 1 has no earlier sample, so ``rate()`` and
+        ``increase()`` miss the first alert of each rule after every restart.
+        """
+        for rule_id, severity in rules:
+            self.alert(rule_id, severity)
+            self.folded(rule_id)
+
+    def forget_lag(self, partitions: Iterable[int]) -> None:
+        """Drop the lag of partitions this worker gave up: their new owner reports it."""
+        for p in partitions:
+            if self._children.pop(("lag", str(p)), None) is not None:
+                self._lag.remove(str(p))
 
     def replay_skipped(self, what: str) -> Any:
         """``what``: ``event``, ``alert`` or ``dead_letter``."""

@@ -8,6 +8,7 @@ from accesswatch.core import Detector
 from accesswatch.rules import load_rules
 from streams.batch import run_batch
 from streams.metrics import Metrics
+from streams.reload import alerting_rules
 from tests.core.force import build_force
 from tests.streams.test_batch import messages
 
@@ -77,3 +78,33 @@ def test_label_children_are_cached() -> None:
     m = Metrics(CollectorRegistry())
     assert m.alert("AW-001", "high") is m.alert("AW-001", "high")
     assert m.rejected("invalid_json") is m.rejected("invalid_json")
+
+
+def test_every_alerting_rule_has_its_counters_at_zero_from_the_start() -> None:
+    registry = CollectorRegistry()
+    m = Metrics(registry)
+    pack = load_rules()
+    m.expect_alerts(alerting_rules(Detector(pack, build_force())))
+    alerting = [r for r in pack.active if r.alert]
+    assert alerting and len(alerting) < len(pack.active)  # the pack has signal-only rules too
+    for rule in alerting:
+        labels = {"rule_id": rule.id, "severity": str(rule.severity)}
+        assert registry.get_sample_value("accesswatch_alerts_total", labels) == 0.0
+        assert registry.get_sample_value("accesswatch_alerts_folded_total",
+                                         {"rule_id": rule.id}) == 0.0
+    signal = next(r for r in pack.active if not r.alert)
+    assert registry.get_sample_value("accesswatch_alerts_folded_total",
+                                     {"rule_id": signal.id}) is None
+
+
+def test_a_given_up_partition_no_longer_reports_lag() -> None:
+    registry = CollectorRegistry()
+    m = Metrics(registry)
+    for p in (0, 1, 2):
+        m.lag(p).set(10 + p)
+    m.forget_lag([1, 3])  # 3 was never reported
+    value = registry.get_sample_value
+    assert value("accesswatch_consumer_lag", {"partition": "0"}) == 10
+    assert value("accesswatch_consumer_lag", {"partition": "1"}) is None
+    m.lag(1).set(4)  # assigned back later: reported afresh
+    assert value("accesswatch_consumer_lag", {"partition": "1"}) == 4
