@@ -1,28 +1,39 @@
-"""Run the detection core over a JSONL file of events: the offline driver."""
+"""Run the detection core over a JSONL file of events: the offline driver.
+
+With ``jobs`` above 1 the members are split across processes by a stable hash
+of ``user_id``, as the live pipeline partitions events by user key: each
+process reads the whole file, keeps its members' events and runs the core over
+them, and the parent merges the alerts in the order one process writes them.
+The core is per member, so the output is the same file either way.
+"""
 
 from __future__ import annotations
 
 import base64
 import gc
+import multiprocessing
 import sys
 import time
-from collections.abc import Iterator
+import zlib
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 import msgspec
 from tqdm import tqdm
 
 from accesswatch.contract.events import AccessEvent, decode_event
-from accesswatch.core.alerts import Alert, merge
+from accesswatch.core.alerts import Alert, Fired, merge
 from accesswatch.core.detector import Detector, Model
 from accesswatch.core.state import UserState
-from accesswatch.errors import InvalidRecord
+from accesswatch.errors import AccessWatchError, InvalidRecord
 from accesswatch.reference import ReferenceData, load_reference_dir
 from accesswatch.rules.loader import RulePack
 
 BATCH = 2000
+Bad = tuple[int, bytes, InvalidRecord]
 
 
 @dataclass
@@ -33,6 +44,7 @@ class BacktestResult:
     alerts: dict[str, Alert] = field(default_factory=dict)
     folded: int = 0
     reference_problems: list[str] = field(default_factory=list)
+    jobs: int = 1
 
     @property
     def rate(self) -> float:
@@ -40,19 +52,59 @@ class BacktestResult:
 
 
 class AlertBook:
-    """Alerts by id, with folded firings merged in: what the backtest writes."""
+    """Alerts by id, with folded firings merged in: what the backtest writes.
+
+    Given the file line of each event, it also notes the line that opened each
+    alert, by which books kept by several processes merge into one order.
+    """
 
     def __init__(self) -> None:
         self.alerts: dict[str, Alert] = {}
         self.folded = 0
+        self.first_line: dict[str, int] = {}
 
-    def add(self, fired: list) -> None:  # list[Fired]
+    def add(self, fired: list[Fired], lines: Sequence[int] | None = None) -> None:
         for f in fired:
-            if f.folded and f.alert.alert_id in self.alerts:
-                merge(self.alerts[f.alert.alert_id], f.alert)
+            aid = f.alert.alert_id
+            if aid not in self.alerts:
+                self.alerts[aid] = f.alert
+                if lines is not None:
+                    self.first_line[aid] = lines[f.at]
+            elif f.folded:
+                merge(self.alerts[aid], f.alert)
                 self.folded += 1
-            else:
-                self.alerts.setdefault(f.alert.alert_id, f.alert)
+
+
+class Share:
+    """One process's members: those whose ``user_id`` hashes to ``part`` of ``jobs``."""
+
+    def __init__(self, part: int, jobs: int) -> None:
+        self.part, self.jobs = part, jobs
+        self._parts: dict[str, int] = {}
+
+    def of(self, user_id: str) -> int:
+        part = self._parts.get(user_id)
+        if part is None:
+            part = self._parts[user_id] = zlib.crc32(user_id.encode()) % self.jobs
+        return part
+
+    def owner(self, raw: bytes) -> int | None:
+        """The part a line belongs to, read without decoding the event; None
+        when only decoding it can tell (then every process decodes it)."""
+        try:
+            user_id = _user_key.decode(raw).user_id
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+            return None
+        return None if user_id is None else self.of(user_id)
+
+
+class _UserKey(msgspec.Struct):
+    user_id: str | None = None
+
+
+# The same JSON reader as the event decoder, so the same user_id, duplicate
+# keys and escapes included.
+_user_key = msgspec.json.Decoder(_UserKey)
 
 
 def run_backtest(
@@ -64,27 +116,137 @@ def run_backtest(
     progress: bool = False,
     detector: Detector | None = None,
     model: Model | None = None,
+    jobs: int = 1,
 ) -> BacktestResult:
+    """Run the core over ``events_path``; ``jobs`` processes split the members."""
     detector = detector or Detector(rules, ref, model=model)
-    states: dict[str, UserState] = {}
-    book, result = AlertBook(), BacktestResult()
-    rejects = rejects_path.open("wb") if rejects_path is not None else None
+    jobs = jobs if jobs > 1 and "fork" in multiprocessing.get_all_start_methods() else 1
     started = time.perf_counter()
     with _few_collections():
-        try:
-            for batch, bad in _batches(events_path, progress):
-                result.events += len(batch)
-                result.rejected += len(bad)
-                if rejects is not None:
-                    for n, raw, err in bad:
-                        rejects.write(_reject_line(n, raw, err))
-                book.add(detector.process_batch(batch, states))
-        finally:
-            if rejects is not None:
-                rejects.close()
+        if jobs == 1:
+            result = _run_alone(events_path, detector, rejects_path, progress)
+        else:
+            result = _run_shares(events_path, detector, jobs, rejects_path, progress)
     result.seconds = time.perf_counter() - started
-    result.alerts, result.folded = book.alerts, book.folded
     return result
+
+
+def _run_alone(
+    path: Path, detector: Detector, rejects_path: Path | None, progress: bool
+) -> BacktestResult:
+    rejects = rejects_path.open("wb") if rejects_path is not None else None
+    try:
+        book, events, rejected = _run_share(
+            path,
+            detector,
+            None,
+            progress,
+            None if rejects is None else lambda n, line: rejects.write(line),
+        )
+    finally:
+        if rejects is not None:
+            rejects.close()
+    return BacktestResult(events, rejected, alerts=book.alerts, folded=book.folded)
+
+
+def _run_share(
+    path: Path,
+    detector: Detector,
+    share: Share | None,
+    progress: bool,
+    reject: Callable[[int, bytes], object] | None,
+) -> tuple[AlertBook, int, int]:
+    """The core over one share of the members (all of them when ``share`` is None)."""
+    states: dict[str, UserState] = {}
+    book = AlertBook()
+    events = rejected = 0
+    for batch, lines, bad in _batches(path, progress, share):
+        events += len(batch)
+        rejected += len(bad)
+        if reject is not None:
+            for n, raw, err in bad:
+                reject(n, _reject_line(n, raw, err))
+        book.add(detector.process_batch(batch, states), lines)
+    return book, events, rejected
+
+
+@dataclass
+class _ShareOutcome:
+    events: int
+    rejected: int
+    folded: int
+    # (line that opened it, alert), in the order the share opened them
+    alerts: list[tuple[int, Alert]]
+    rejects: list[tuple[int, bytes]]
+
+
+def _run_shares(
+    path: Path, detector: Detector, jobs: int, rejects_path: Path | None, progress: bool
+) -> BacktestResult:
+    # fork: the children start with the reference data, rules and model loaded.
+    context = multiprocessing.get_context("fork")
+    receivers, processes = [], []
+    for part in range(jobs):
+        receive, send = context.Pipe(duplex=False)
+        process = context.Process(
+            target=_share_main,
+            args=(path, detector, Share(part, jobs), progress and part == 0, send),
+            name=f"backtest-{part}",
+            daemon=True,
+        )
+        process.start()
+        send.close()
+        receivers.append(receive)
+        processes.append(process)
+    try:
+        outcomes = [_receive(r, p) for r, p in zip(receivers, processes, strict=True)]
+    finally:
+        for process in processes:
+            process.join(timeout=5)
+            if process.is_alive():
+                process.kill()
+    # Each share's alerts come in line order, and a line is one share's: a
+    # stable sort on the line restores the order of a single process.
+    opened = sorted((a for o in outcomes for a in o.alerts), key=lambda a: a[0])
+    if rejects_path is not None:
+        with rejects_path.open("wb") as f:
+            for _, line in sorted((r for o in outcomes for r in o.rejects), key=lambda r: r[0]):
+                f.write(line)
+    return BacktestResult(
+        events=sum(o.events for o in outcomes),
+        rejected=sum(o.rejected for o in outcomes),
+        alerts={alert.alert_id: alert for _, alert in opened},
+        folded=sum(o.folded for o in outcomes),
+        jobs=jobs,
+    )
+
+
+def _share_main(
+    path: Path, detector: Detector, share: Share, progress: bool, send: Connection
+) -> None:
+    try:
+        rejects: list[tuple[int, bytes]] = []
+        book, events, rejected = _run_share(
+            path, detector, share, progress, lambda n, line: rejects.append((n, line))
+        )
+        alerts = [(book.first_line[aid], alert) for aid, alert in book.alerts.items()]
+        send.send(("ok", _ShareOutcome(events, rejected, book.folded, alerts, rejects)))
+    except BaseException as e:  # the parent reports it; a child must not hang it
+        send.send(("error", f"{type(e).__name__}: {e}"))
+    finally:
+        send.close()
+
+
+def _receive(receive: Connection, process: multiprocessing.process.BaseProcess) -> _ShareOutcome:
+    try:
+        status, payload = receive.recv()
+    except EOFError:
+        raise AccessWatchError(
+            f"backtest process {process.name} died (exit code {process.exitcode})"
+        ) from None
+    if status != "ok":
+        raise AccessWatchError(f"backtest process {process.name} failed: {payload}")
+    return payload  # type: ignore[no-any-return]
 
 
 @contextmanager
@@ -94,8 +256,9 @@ def _few_collections() -> Iterator[None]:
     A backtest makes millions of small acyclic objects (events, contexts,
     window entries) and keeps the reference data and every member's state
     alive: left alone, the collector rescans them all, over a tenth of the run
-    with the model.  The reference data is frozen out of its scans and young
-    objects collected less often; both are restored after.
+    with the model.  The reference data is frozen out of its scans (which also
+    spares forked processes copying its pages) and young objects are collected
+    less often; both are restored after.
     """
     threshold = gc.get_threshold()
     gc.freeze()
@@ -108,8 +271,13 @@ def _few_collections() -> Iterator[None]:
 
 
 def _batches(
-    path: Path, progress: bool
-) -> Iterator[tuple[list[AccessEvent], list[tuple[int, bytes, InvalidRecord]]]]:
+    path: Path, progress: bool, share: Share | None = None
+) -> Iterator[tuple[list[AccessEvent], list[int], list[Bad]]]:
+    """Events in batches, with their file lines, and the lines refused.
+
+    With a ``share``, only its members' events; a line no member can be read
+    from is refused by part 0 alone.
+    """
     size = path.stat().st_size
     bar = tqdm(
         total=size,
@@ -120,7 +288,8 @@ def _batches(
         desc="backtest",
     )
     batch: list[AccessEvent] = []
-    bad: list[tuple[int, bytes, InvalidRecord]] = []
+    lines: list[int] = []
+    bad: list[Bad] = []
     done = 0
     with path.open("rb") as f, bar:
         for n, line in enumerate(f, 1):
@@ -128,16 +297,27 @@ def _batches(
             raw = line.rstrip(b"\r\n")
             if not raw.strip():
                 continue
+            owner = None
+            if share is not None:
+                owner = share.owner(raw)
+                if owner is not None and owner != share.part:
+                    continue
             try:
-                batch.append(decode_event(raw))
+                event = decode_event(raw)
             except InvalidRecord as e:
-                bad.append((n, raw, e))
+                if share is None or owner is not None or share.part == 0:
+                    bad.append((n, raw, e))
+                continue
+            if owner is None and share is not None and share.of(event.user_id) != share.part:
+                continue
+            batch.append(event)
+            lines.append(n)
             if len(batch) >= BATCH:
-                yield batch, bad
-                batch, bad = [], []
+                yield batch, lines, bad
+                batch, lines, bad = [], [], []
                 bar.update(done)
                 done = 0
-        yield batch, bad
+        yield batch, lines, bad
         bar.update(done)
 
 

@@ -50,6 +50,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     b.add_argument("--rules", type=Path, help="rule pack YAML (default: the shipped pack)")
     b.add_argument("--model", type=Path, help="anomaly model file (from `accesswatch train`)")
+    b.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="processes to split the members across, as the live workers split "
+        "partitions (same alerts; default 1)",
+    )
     b.add_argument("--no-progress", action="store_true")
 
     t = sub.add_parser("train", help="fit the isolation-forest model on a period of events")
@@ -110,14 +117,24 @@ def _backtest(args: argparse.Namespace) -> int:
         from models import load_model
 
         model = load_model(args.model)
+    if args.jobs < 1:
+        print("backtest: --jobs must be at least 1", file=sys.stderr)
+        return 2
     result = run_backtest(
-        args.events, ref, rules, rejects_path=rejects, progress=not args.no_progress, model=model
+        args.events,
+        ref,
+        rules,
+        rejects_path=rejects,
+        progress=not args.no_progress,
+        model=model,
+        jobs=args.jobs,
     )
     write_alerts(result.alerts, args.out)
+    processes = f" ({result.jobs} processes)" if result.jobs > 1 else ""
     print(
         f"{result.events:,} events, {result.rejected:,} rejected (see {rejects}), "
         f"{len(result.alerts):,} alerts ({result.folded:,} firings folded) "
-        f"in {result.seconds:.1f} s: {result.rate:,.0f} events/s",
+        f"in {result.seconds:.1f} s: {result.rate:,.0f} events/s{processes}",
         file=sys.stderr,
     )
     return 0

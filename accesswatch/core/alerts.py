@@ -34,10 +34,13 @@ class Fired(msgspec.Struct, gc=False):
 
     A folded firing carries the same ``alert_id``, ``count`` of the events it
     adds and its own ``event_ids``; ``merge`` applies it to the open alert.
+    ``at`` is the position, in the batch given to the detector, of the event
+    that fired it (a driver that merges several runs orders alerts by it).
     """
 
     alert: Alert
     folded: bool
+    at: int = 0
 
 
 def alert_id(rule_id: str, user_id: str, trigger_event_id: str) -> str:

@@ -57,6 +57,13 @@ def _could_match(rule: r.Rule, opened: bool, action: str) -> bool:
     return True
 
 
+def _at(fired: list[Fired], i: int) -> list[Fired]:
+    """Stamp each firing with the position of its event in the batch."""
+    for f in fired:
+        f.at = i
+    return fired
+
+
 def _never_for(rule: r.Rule, staff: Staff | None) -> bool:
     """True when ``rule`` cannot fire for this member whatever they open.
 
@@ -230,7 +237,7 @@ class Detector:
         out: list[Fired] = []
         ref, grace, lateness, process = self.ref, self._closed_grace, self._lateness, self._process
         if self.model is None:
-            for event in events:
+            for i, event in enumerate(events):
                 state = states.get(event.user_id)
                 if state is None:
                     state = states[event.user_id] = UserState()
@@ -238,7 +245,7 @@ class Detector:
                     EventContext(event, ref, state.last_t, grace, lateness), state, None
                 )
                 if fired:
-                    out.extend(fired)
+                    out.extend(_at(fired, i))
             return out
         pending: list[tuple[EventContext, UserState]] = []
         rows: list[Row] = []
@@ -256,11 +263,11 @@ class Detector:
         verdicts: list[Verdict | None] = [None] * len(pending)
         for i, verdict in zip(at, self.model.judge(rows), strict=True):
             verdicts[i] = verdict
-        for (ctx, state), verdict in zip(pending, verdicts, strict=True):
+        for i, ((ctx, state), verdict) in enumerate(zip(pending, verdicts, strict=True)):
             ctx.prev_t = state.last_t
             fired = process(ctx, state, verdict)
             if fired:
-                out.extend(fired)
+                out.extend(_at(fired, i))
         return out
 
     def feature_rows(

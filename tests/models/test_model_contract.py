@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from accesswatch.backtest import AlertBook
+from accesswatch.backtest import AlertBook, run_backtest
 from accesswatch.contract.events import decode_event
 from accesswatch.core import Detector, UserState
 from accesswatch.core.features import RAW
@@ -95,3 +95,16 @@ def test_judge_scores_a_batch_at_a_time(
     rows = feature_rows(force / "events.jsonl", Detector(None, ref))[:batch]
     verdicts = model.judge(rows)
     assert len(verdicts) == len(rows)
+
+
+def test_backtest_jobs_give_one_process_alerts_with_the_model(
+    force: Path, ref: ReferenceData, model: AnomalyModel
+) -> None:
+    one = run_backtest(force / "events.jsonl", ref, model=model)
+    split = run_backtest(force / "events.jsonl", ref, model=model, jobs=2)
+    assert any(a.rule_id == model.rule_id for a in one.alerts.values()), "no model alert"
+    assert split.jobs == 2
+    assert msgspec.json.encode(list(split.alerts.values())) == msgspec.json.encode(
+        list(one.alerts.values())
+    )
+    assert (split.events, split.folded) == (one.events, one.folded)
