@@ -195,7 +195,9 @@ def _next_hour(b: Behaviour, t: float) -> None:
 
 def _terminal(b: Behaviour, terminal: str) -> bool:
     b.seen += 1
-    if terminal in b.terminals:
+    terminals = b.terminals
+    # Most events come from the terminal the member last started using.
+    if (terminals and terminals[-1] == terminal) or terminal in terminals:
         return False
     b.terminals = [*b.terminals, terminal][-KNOWN_TERMINALS:]
     # The first few terminals are learning, not news.
