@@ -20,6 +20,7 @@ from accesswatch.evaluate import evaluate
 from accesswatch.generate import generate_force
 from accesswatch.reference import load_reference_dir
 from accesswatch.rules import load_rules
+from benchmarks.backtest_jobs import bench_jobs, report_jobs
 from benchmarks.live import LiveBenchError, bench_live, report_live
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,6 +75,7 @@ def main() -> None:
         "data": {"staff": args.staff, "days": args.days, "seed": args.seed},
         "backtest_rules_only": bench_backtest(data, args.repeats),
         "model": bench_model(data, args.repeats),
+        "backtest_jobs": bench_jobs(data, args.repeats),
     }
     failed = None
     if args.live_events:
@@ -173,6 +175,7 @@ reference data loaded beforehand.
 
 Peak RSS of the benchmark process: {r['peak_rss_mb']} MB.
 {report_model(r['model'], b)}
+{report_jobs(r.get('backtest_jobs'))}
 {report_live(r.get('live'))}
 ## Reproduce
 
