@@ -56,6 +56,9 @@ class Behaviour(msgspec.Struct, gc=False):
     seen: int = 0
     # An odd hour counts once towards risk, however many rows it scores.
     odd_until: float = 0.0
+    # Running counts over ``recent``: [opens, doubtful opens, out-of-area opens, prints].
+    # None (a state stored before they existed) until a row next needs them.
+    tally: list[int] | None = None
 
 
 @dataclass(slots=True)
@@ -99,14 +102,20 @@ def observe(b: Behaviour, ctx: EventContext) -> Row | None:
         _next_hour(b, t)
     b.hour_count += 1
     entry = (t, sid or "", flags)
-    recent = b.recent
+    recent, tally = b.recent, b.tally
     if not recent or recent[-1][0] <= t:
         recent.append(entry)
     else:
         bisect.insort(recent, entry, key=_time)
+    if tally is not None:
+        _count(tally, entry, 1)
     horizon = b.last_t - HOUR
     if recent[0][0] < horizon:
-        del recent[: bisect.bisect_left(recent, horizon, key=_time)]
+        cut = bisect.bisect_left(recent, horizon, key=_time)
+        if tally is not None:
+            for gone in recent[:cut]:
+                _count(tally, gone, -1)
+        del recent[:cut]
     if t < b.next_score or not _busy(b, t, flags):
         return None
     b.next_score = t + SCORE_EVERY
@@ -140,25 +149,42 @@ def _values(
     lo = 0
     if recent_all[0][0] < t - HOUR:
         lo = bisect.bisect_left(recent_all, t - HOUR, key=_time)
-    # One pass over the hour: opens, doubtful and out-of-area opens, prints,
-    # and the last ten minutes' open times and records.
     since = t - RECENT
-    n = suspect = away = prints = 0
     times: list[float] = []
     distinct: set[str] = set()
-    for i in range(lo, hi):
-        e_t, sid, flags = recent_all[i]
-        if flags & 4:
-            prints += 1
-        if sid:
-            n += 1
-            if flags & 1:
-                suspect += 1
-            if flags & 2:
-                away += 1
-            if e_t >= since:
+    if lo == 0 and hi == len(recent_all):
+        # The usual case: the hour is everything kept, and the running counts cover it;
+        # only the last ten minutes are read, from the end.
+        if b.tally is None:
+            b.tally = [0, 0, 0, 0]
+            for entry in recent_all:
+                _count(b.tally, entry, 1)
+        n, suspect, away, prints = b.tally
+        i = hi - 1
+        while i >= 0 and recent_all[i][0] >= since:
+            e_t, sid, _ = recent_all[i]
+            if sid:
                 times.append(e_t)
                 distinct.add(sid)
+            i -= 1
+        times.reverse()
+    else:
+        # One pass over the hour: opens, doubtful and out-of-area opens, prints,
+        # and the last ten minutes' open times and records.
+        n = suspect = away = prints = 0
+        for i in range(lo, hi):
+            e_t, sid, flags = recent_all[i]
+            if flags & 4:
+                prints += 1
+            if sid:
+                n += 1
+                if flags & 1:
+                    suspect += 1
+                if flags & 2:
+                    away += 1
+                if e_t >= since:
+                    times.append(e_t)
+                    distinct.add(sid)
     gaps = sorted([b2 - a for a, b2 in pairwise(times)])
     median_gap = gaps[len(gaps) // 2] if gaps else RECENT
     roster = ctx.ref.roster(ctx.event.user_id)
@@ -177,6 +203,19 @@ def _values(
         1.0 if new_terminal else 0.0,
         min(idle, 24 * 90.0),
     )
+
+
+def _count(tally: list[int], entry: tuple[float, str, int], step: int) -> None:
+    """Add (``step`` 1) or take away (-1) one ``recent`` entry from the running counts."""
+    _, sid, flags = entry
+    if flags & 4:
+        tally[3] += step
+    if sid:
+        tally[0] += step
+        if flags & 1:
+            tally[1] += step
+        if flags & 2:
+            tally[2] += step
 
 
 def _next_hour(b: Behaviour, t: float) -> None:
