@@ -21,7 +21,9 @@ from accesswatch.generate import generate_force
 from accesswatch.reference import load_reference_dir
 from accesswatch.rules import load_rules
 from benchmarks.backtest_jobs import bench_jobs, report_jobs
-from benchmarks.live import LiveBenchError, bench_live, report_live
+from benchmarks.broker import LiveBenchError
+from benchmarks.live import LiveOptions, bench_live
+from benchmarks.live_report import report_live
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -65,6 +67,17 @@ def main() -> None:
                         help="events pre-loaded for the live runs (the force's first N; 0: skip)")
     parser.add_argument("--live-repeats", type=int, default=3,
                         help="naive agent / worker runs, alternated; the best of each reported")
+    parser.add_argument("--no-live-model", action="store_true",
+                        help="no rules + model worker (and so no scale-out, latency or memory)")
+    parser.add_argument("--no-scale-out", action="store_true", help="no two-worker run")
+    parser.add_argument("--no-latency", action="store_true", help="no latency runs")
+    parser.add_argument("--latency-rates", default="1000,5000",
+                        help="steady events/s for the latency runs, comma-separated")
+    parser.add_argument("--latency-seconds", type=float, default=45,
+                        help="how long each latency run feeds events")
+    parser.add_argument("--no-memory", action="store_true", help="no worker memory runs")
+    parser.add_argument("--memory-staff", default="2000,20000",
+                        help="force sizes (staff; about 30 subjects each) for the memory runs")
     parser.add_argument("--cache", type=Path,
                         default=Path(os.environ.get("TMPDIR", "/tmp")) / "accesswatch-bench")
     args = parser.parse_args()
@@ -80,10 +93,13 @@ def main() -> None:
     failed = None
     if args.live_events:
         try:
-            results["live"] = bench_live(data, args.live_events, args.live_repeats, args.cache)
+            results["live"] = bench_live(data, live_options(args, data), args.cache)
         except LiveBenchError as e:
             failed = f"live benchmark failed: {e}"
             results["live"] = {"error": str(e)}
+        parts = ("scale_out", "latency", "memory")
+        failed = failed or next((f"live {k} failed: {results['live'][k]['error']}" for k in parts
+                                 if "error" in results["live"].get(k, {})), None)
     results["machine"]["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     results["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     results["wall_seconds"] = round(time.perf_counter() - started, 1)
@@ -95,6 +111,20 @@ def main() -> None:
     print(json.dumps(results, indent=2))
     if failed:
         raise SystemExit(failed)
+
+
+def live_options(args: argparse.Namespace, data: Path) -> LiveOptions:
+    model = not args.no_live_model
+    memory = []
+    if model and not args.no_memory:
+        # Larger forces only need three days (the generator's least) for a day of events.
+        memory = [data if int(n) == args.staff else force(int(n), 3, args.seed, args.cache)
+                  for n in args.memory_staff.split(",") if n.strip()]
+    rates = () if args.no_latency or not model else tuple(
+        int(n) for n in args.latency_rates.split(",") if n.strip())
+    return LiveOptions(events=args.live_events, repeats=args.live_repeats, model=model,
+                       scale_out=model and not args.no_scale_out, latency_rates=rates,
+                       latency_seconds=args.latency_seconds, memory_forces=memory)
 
 
 def bench_model(data: Path, repeats: int) -> dict[str, object]:
@@ -183,13 +213,17 @@ Peak RSS of the benchmark process: {r['peak_rss_mb']} MB.
 make bench        # python -m benchmarks.run: backtest, model, then the live runs
 .venv/bin/python -m benchmarks.run --live-events 500000 --live-repeats 5   # longer, steadier
 .venv/bin/python -m benchmarks.run --live-events 0                          # no live runs
+.venv/bin/python -m benchmarks.run --no-scale-out --no-latency --no-memory  # throughput only
+.venv/bin/python -m benchmarks.run --latency-rates 1000,2000,5000 --latency-seconds 60
+.venv/bin/python -m benchmarks.run --memory-staff 2000,5000,20000           # more force sizes
 ```
 
-This run took {r['wall_seconds'] / 60:.0f} minutes.
+`--no-live-model` leaves out the rules + model worker and every part that uses it
+(two workers, latency, memory). This run took {r['wall_seconds'] / 60:.0f} minutes.
 
-The generated force is cached in `$TMPDIR/accesswatch-bench`; the live runs use
-a temporary broker there and remove it afterwards (on failure the logs are kept
-and their place printed).
+The generated forces are cached in `$TMPDIR/accesswatch-bench` (the 20,000-staff one
+takes about a minute and a half to make, once); the live runs use a temporary broker
+there and remove it afterwards (on failure the logs are kept and their place printed).
 """
 
 
