@@ -134,7 +134,8 @@ class Pipeline:
         self.fast: fast_path.FastPath | None = None
         if self.coalesce and s.fast_path:
             fast_path.install()
-            self.fast = app.accesswatch_fast_path = fast_path.FastPath(s.topic_events)  # type: ignore[attr-defined]
+            self.fast = fast_path.FastPath(s.topic_events, max_run=s.batch_size)
+            app.accesswatch_fast_path = self.fast  # type: ignore[attr-defined]
             app.task(self._drain)
         app.task(self.feed.run)
         app.timer(2.0, name="accesswatch.lag")(self._measure_lag)

@@ -9,10 +9,11 @@ an event, several times what detection itself costs, and it capped the worker
 near 12k events/s however little the agent did.
 
 For the one topic this worker exists to read, this module takes the records
-of each fetch as they come from aiokafka and queues them, a partition's run
-at a time, for the batch handler (``streams/app.py``), which acknowledges a
-run once it is handled.  Everything Faust does around delivery stays as it
-was, because the patch feeds the same bookkeeping:
+of each fetch as they come from aiokafka and queues them in runs (a
+partition's records, at most a batch's worth) for the batch handler
+(``streams/app.py``), which acknowledges a run once it is handled.
+Everything Faust does around delivery stays as it was, because the patch
+feeds the same bookkeeping:
 
 - the read offset moves as Faust's own loop moves it, and gaps in the offsets
   (compaction, transaction markers) are recorded the same way;
@@ -73,8 +74,9 @@ class Run:
 class FastPath:
     """The queue between the fetcher and the batch handler, for one topic."""
 
-    def __init__(self, topic: str, max_runs: int = 64) -> None:
+    def __init__(self, topic: str, max_runs: int = 64, max_run: int = 1000) -> None:
         self.topic = topic
+        self.max_run = max_run  # records in one run, at most: a fetch can bring many more
         self.queue: asyncio.Queue[Run] = asyncio.Queue(max_runs)
 
     async def batches(self, size: int) -> AsyncIterator[list[Run]]:
@@ -163,12 +165,17 @@ async def _drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover 
                 if commit_every is not None and self._n_acked >= commit_every:
                     self._n_acked = 0
                     await self.commit()
-                run = Run(tp, fresh)
-                self._unacked_messages.add(run)
-                if not await _put(self, fast.queue, run):
-                    self._unacked_messages.discard(run)
-                    break  # the flow was suspended: a rebalance; these are fetched again
-                read_offset[tp] = fresh[-1].offset
+                suspended = False
+                for i in range(0, len(fresh), fast.max_run):
+                    run = Run(tp, fresh[i:i + fast.max_run])
+                    self._unacked_messages.add(run)
+                    if not await _put(self, fast.queue, run):
+                        self._unacked_messages.discard(run)
+                        suspended = True  # a rebalance: the rest is fetched again
+                        break
+                    read_offset[tp] = run.records[-1].offset
+                if suspended:
+                    break
             self.diag.unset_flag("CONSUMER_FETCHING")
     except self.consumer_stopped_errors:
         if self.transport.app.should_stop:

@@ -18,3 +18,16 @@ def test_scores_equal_scikit_learn(n: int) -> None:
     assert np.allclose(
         FlatForest(forest).score_samples(y), forest.score_samples(y), rtol=0, atol=1e-12
     )
+
+
+def test_a_row_scores_the_same_to_the_bit_in_any_batch() -> None:
+    # A row met again exactly at the alert threshold (thresholds are quantiles of the
+    # training scores) must alert or not whatever batch it arrives in.
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(3000, 6))
+    forest = IsolationForest(n_estimators=100, max_samples=256, random_state=5).fit(x)
+    flat = FlatForest(forest)
+    batch = x[: 3 * FLAT_MAX_ROWS + 17]
+    whole = flat.score_samples(batch)
+    for i in range(0, len(batch), 7):
+        assert flat.score_samples(batch[i : i + 1])[0] == whole[i], i
