@@ -99,6 +99,10 @@ class Pipeline:
             consumer_group_instance_id=s.instance_id,
             consumer_auto_offset_reset="earliest",
             stream_buffer_maxsize=max(4096, 2 * s.batch_size),
+            # Records made from one fetch at a time, at most: a broker that answers a fetch
+            # with far more than the 1 MiB a partition asked for (noida-db does) would
+            # otherwise turn a whole backlog into Python objects at once.
+            broker_max_poll_records=4 * s.batch_size,
             # Faust's own web server serves nothing of ours, and its views could show
             # per-user state: it is not started at all (/metrics and /healthz are ours).
             web_enabled=False,

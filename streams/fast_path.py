@@ -74,7 +74,7 @@ class Run:
 class FastPath:
     """The queue between the fetcher and the batch handler, for one topic."""
 
-    def __init__(self, topic: str, max_runs: int = 64, max_run: int = 1000) -> None:
+    def __init__(self, topic: str, max_runs: int = 8, max_run: int = 1000) -> None:
         self.topic = topic
         self.max_run = max_run  # records in one run, at most: a fetch can bring many more
         self.queue: asyncio.Queue[Run] = asyncio.Queue(max_runs)
