@@ -72,12 +72,25 @@ def outcome(raw: bytes) -> bool:
 
 
 def schema_says(raw: bytes) -> bool | None:
-    """The schema's verdict when a strict JSON parser reads ``raw``; None when it cannot."""
+    """The schema's verdict when a strict JSON parser reads ``raw``; None when it cannot.
+
+    None too for a whole-valued float past 2**53 (``9007199254740994.0``): JSON Schema
+    calls it an integer, but it cannot be an exact one, and the decoder refuses it for
+    an integer field on purpose.
+    """
     try:
-        value = json.loads(raw.decode("utf-8"), parse_constant=_no_constants)
+        value = json.loads(raw.decode("utf-8"), parse_constant=_no_constants,
+                           parse_float=_exact_float)
     except (UnicodeDecodeError, ValueError, RecursionError):
         return None
     return VALIDATOR.is_valid(value)
+
+
+def _exact_float(text: str) -> float:
+    number = float(text)
+    if number.is_integer() and abs(number) >= 2**53:
+        raise ValueError("a whole number too large to be exact")
+    return number
 
 
 def _no_constants(name: str) -> Any:
