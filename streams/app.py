@@ -30,7 +30,7 @@ from streams.gaps import HeadCheck, committed_offsets
 from streams.metrics import Metrics
 from streams.outputs import Outputs
 from streams.reference_feed import ReferenceFeed
-from streams.reload import Reloader, alerting_rules
+from streams.reload import Reloader
 from streams.settings import Settings
 from streams.user_states import FlushOnCommit, UserStates
 
@@ -68,9 +68,10 @@ class Pipeline:
         self.broker_up = True
         self.restart_reason: str | None = None  # set when the worker must start afresh
         self.next_offset: dict[int, int] = {}  # events partition → next offset to process
+        self._gc_quiet = False
         self.app = self._build_app()
         metrics.rules.info({"version": rules.version, "rules": str(len(rules.active))})
-        metrics.expect_alerts(alerting_rules(self.detector))
+        metrics.expect_alerts(self.detector.alerting_rules())
         metrics.model.info({"version": model.version, "name": model.name} if model is not None
                            else {"version": "none"})
         metrics.broker_up.set(1)
@@ -151,11 +152,7 @@ class Pipeline:
         # A commit writes one changelog record per member changed since the last; let
         # Faust's send buffer hold that many before it stalls the stream to drain.
         self.app.producer.buffer.max_messages = max(10_000, 2 * self.settings.batch_size)
-        if not self.feed.ready.is_set():
-            log.info("holding events until reference data has caught up")
-            await self.feed.ready.wait()
-        if self.fast is None:
-            _quiet_gc()
+        await self._reference_ready()
         log.info("processing %s in batches of up to %d events, %s", self.settings.topic_events,
                  self.settings.batch_size, "a fetch at a time (fast path)" if self.fast
                  else "through Faust's own delivery")
@@ -174,9 +171,7 @@ class Pipeline:
     async def _drain(self) -> None:
         """The fast path's batches (``streams/fast_path.py``): handled, then acknowledged."""
         assert self.fast is not None
-        if not self.feed.ready.is_set():
-            await self.feed.ready.wait()
-        _quiet_gc()
+        await self._reference_ready()
         consumer = self.app.consumer
         async for runs in self.fast.batches(self.settings.batch_size):
             messages = [r for run in runs for r in run.records]
@@ -191,6 +186,15 @@ class Pipeline:
                 self.fast.drop(consumer, runs)
                 return
             self.fast.ack(consumer, runs)
+
+    async def _reference_ready(self) -> None:
+        """Hold events until reference data has caught up; then quiet the collector."""
+        if not self.feed.ready.is_set():
+            log.info("holding events until reference data has caught up")
+            await self.feed.ready.wait()
+        if not self._gc_quiet:  # the agent and the fast path both come here
+            self._gc_quiet = True
+            _quiet_gc()
 
     async def handle(self, messages: list[Message]) -> BatchOutcome:
         started = time.perf_counter()

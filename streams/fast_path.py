@@ -38,7 +38,7 @@ import functools
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from faust.transport.consumer import Consumer, ack_lock
+from faust.transport.consumer import CONSUMER_FETCHING, Consumer, ack_lock
 from faust.types import TP
 from mode.utils.futures import notify
 
@@ -135,7 +135,7 @@ async def _drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover 
     to_message = self._to_message
     try:
         while not (consumer_should_stop() or fetcher_should_stop()):
-            self.diag.set_flag("CONSUMER_FETCHING")
+            self.diag.set_flag(CONSUMER_FETCHING)
             records, active = await self._wait_next_records(1.0)
             await self.sleep(0)
             if not records or self.should_stop:
@@ -176,7 +176,7 @@ async def _drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover 
                     read_offset[tp] = run.records[-1].offset
                 if suspended:
                     break
-            self.diag.unset_flag("CONSUMER_FETCHING")
+            self.diag.unset_flag(CONSUMER_FETCHING)
     except self.consumer_stopped_errors:
         if self.transport.app.should_stop:
             self.log.info("Broker stopped consumer, shutting down...")
@@ -191,7 +191,7 @@ async def _drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover 
         self.log.exception("Drain messages raised: %r", exc)
         raise
     finally:
-        self.diag.unset_flag("CONSUMER_FETCHING")
+        self.diag.unset_flag(CONSUMER_FETCHING)
 
 
 async def _note_gaps(consumer: Any, tp: TP, last: int | None, records: list[Any]) -> None:

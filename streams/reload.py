@@ -75,7 +75,7 @@ class Reloader:
                       self.detector.pack.version, e)
             return
         self.detector.set_rules(pack)
-        self.metrics.expect_alerts(alerting_rules(self.detector))
+        self.metrics.expect_alerts(self.detector.alerting_rules())
         self.metrics.rules.info({"version": pack.version, "rules": str(len(pack.active))})
         log.info("rule pack %s now in force: %d active rules", pack.version, len(pack.active))
 
@@ -88,16 +88,7 @@ class Reloader:
             log.error("model reload refused, model %s stays in force: %s", old, e)
             return
         self.detector.set_model(model)
-        self.metrics.expect_alerts(alerting_rules(self.detector))
+        self.metrics.expect_alerts(self.detector.alerting_rules())
         self.metrics.model.info({"version": model.version, "name": model.name})
         log.info("model %s now in force", model.version)
 
-
-def alerting_rules(detector: Detector) -> list[tuple[str, str]]:
-    """(rule id, severity) of each rule that can publish an alert, the model's included."""
-    out: list[tuple[str, str]] = [(r.id, str(r.severity)) for r in detector.pack.active
-                                  if r.alert]
-    model_rule = detector._model_rule  # the model's rule is made by the detector
-    if model_rule is not None:
-        out.append((model_rule.rule.id, str(model_rule.rule.severity)))
-    return out

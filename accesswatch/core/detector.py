@@ -191,6 +191,13 @@ class Detector:
             )
         )
 
+    def alerting_rules(self) -> list[tuple[str, str]]:
+        """(rule id, severity) of each rule in force that can raise an alert, the model's too."""
+        out = [(r.id, str(r.severity)) for r in self.pack.active if r.alert]
+        if self._model_rule is not None:
+            out.append((self._model_rule.rule.id, str(self._model_rule.rule.severity)))
+        return out
+
     def set_rules(self, pack: RulePack) -> None:
         """Swap the rule pack in force (hot reload); state carries over by rule id."""
         plan, risk = [], None

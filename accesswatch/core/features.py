@@ -149,42 +149,26 @@ def _values(
     lo = 0
     if recent_all[0][0] < t - HOUR:
         lo = bisect.bisect_left(recent_all, t - HOUR, key=_time)
+    # The hour's opens, doubtful and out-of-area opens and prints: in order (the usual
+    # case) the hour is everything kept, and the running counts cover it.
+    if lo == 0 and hi == len(recent_all):
+        if b.tally is None:
+            b.tally = _tally(recent_all)
+        n, suspect, away, prints = b.tally
+    else:
+        n, suspect, away, prints = _tally(recent_all[lo:hi])
+    # The last ten minutes' open times and records: the end of the hour, read backwards.
     since = t - RECENT
     times: list[float] = []
     distinct: set[str] = set()
-    if lo == 0 and hi == len(recent_all):
-        # The usual case: the hour is everything kept, and the running counts cover it;
-        # only the last ten minutes are read, from the end.
-        if b.tally is None:
-            b.tally = [0, 0, 0, 0]
-            for entry in recent_all:
-                _count(b.tally, entry, 1)
-        n, suspect, away, prints = b.tally
-        i = hi - 1
-        while i >= 0 and recent_all[i][0] >= since:
-            e_t, sid, _ = recent_all[i]
-            if sid:
-                times.append(e_t)
-                distinct.add(sid)
-            i -= 1
-        times.reverse()
-    else:
-        # One pass over the hour: opens, doubtful and out-of-area opens, prints,
-        # and the last ten minutes' open times and records.
-        n = suspect = away = prints = 0
-        for i in range(lo, hi):
-            e_t, sid, flags = recent_all[i]
-            if flags & 4:
-                prints += 1
-            if sid:
-                n += 1
-                if flags & 1:
-                    suspect += 1
-                if flags & 2:
-                    away += 1
-                if e_t >= since:
-                    times.append(e_t)
-                    distinct.add(sid)
+    i = hi - 1
+    while i >= lo and recent_all[i][0] >= since:
+        e_t, sid, _ = recent_all[i]
+        if sid:
+            times.append(e_t)
+            distinct.add(sid)
+        i -= 1
+    times.reverse()
     gaps = sorted([b2 - a for a, b2 in pairwise(times)])
     median_gap = gaps[len(gaps) // 2] if gaps else RECENT
     roster = ctx.ref.roster(ctx.event.user_id)
@@ -203,6 +187,14 @@ def _values(
         1.0 if new_terminal else 0.0,
         min(idle, 24 * 90.0),
     )
+
+
+def _tally(entries: list[tuple[float, str, int]]) -> list[int]:
+    """Running counts for ``entries`` counted afresh."""
+    tally = [0, 0, 0, 0]
+    for entry in entries:
+        _count(tally, entry, 1)
+    return tally
 
 
 def _count(tally: list[int], entry: tuple[float, str, int], step: int) -> None:

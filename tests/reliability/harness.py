@@ -162,6 +162,15 @@ def dead_letters(s: Settings) -> list[tuple[int, int, bytes]]:
     return out
 
 
+def assert_every_output_once(ids: list[str], dlq: list[tuple[int, int, bytes]],
+                             force: Force) -> None:
+    """The alert topic holds the backtest's alert ids, each once; the DLQ each invalid line,
+    each once."""
+    assert set(ids) == force.expected
+    assert duplicates(ids) == 0, Counter(ids).most_common(3)
+    assert len(dlq) == len({(p, o) for p, o, _ in dlq}) == len(force.invalid)
+
+
 def quietly(wait: Callable[[], object]) -> bool:
     """Run a ``wait_until``; False instead of the assertion when it times out."""
     try:

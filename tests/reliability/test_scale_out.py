@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -28,6 +27,7 @@ from tests.reliability.harness import (
     Force,
     Ledger,
     alert_ids,
+    assert_every_output_once,
     committed_offsets,
     consumed,
     dead_letters,
@@ -104,6 +104,4 @@ def test_survivor_takes_every_partition_and_the_alerts_match(
                f"B {int(total(mb, 'accesswatch_events_consumed_total')):,}",
                f"B skipped {int(total(mb, 'accesswatch_replay_skipped_total'))} done before"]))
     assert committed == n
-    assert set(ids) == force.expected
-    assert duplicates(ids) == 0, Counter(ids).most_common(3)
-    assert len(dlq) == len(unique_dlq) == len(force.invalid)
+    assert_every_output_once(ids, dlq, force)

@@ -8,7 +8,6 @@ from accesswatch.core import Detector
 from accesswatch.rules import load_rules
 from streams.batch import run_batch
 from streams.metrics import Metrics
-from streams.reload import alerting_rules
 from tests.core.force import build_force
 from tests.streams.test_batch import messages
 
@@ -84,7 +83,7 @@ def test_every_alerting_rule_has_its_counters_at_zero_from_the_start() -> None:
     registry = CollectorRegistry()
     m = Metrics(registry)
     pack = load_rules()
-    m.expect_alerts(alerting_rules(Detector(pack, build_force())))
+    m.expect_alerts(Detector(pack, build_force()).alerting_rules())
     alerting = [r for r in pack.active if r.alert]
     assert alerting and len(alerting) < len(pack.active)  # the pack has signal-only rules too
     for rule in alerting:
