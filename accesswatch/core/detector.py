@@ -64,6 +64,10 @@ def _at(fired: list[Fired], i: int) -> list[Fired]:
     return fired
 
 
+def _position(f: Fired) -> int:
+    return f.at
+
+
 def _never_for(rule: r.Rule, staff: Staff | None) -> bool:
     """True when ``rule`` cannot fire for this member whatever they open.
 
@@ -236,10 +240,10 @@ class Detector:
     ) -> list[Fired]:
         """Process events in order; ``states`` is read and updated per user.
 
-        With a model, a first pass folds every event into the behavioural
-        features, the model scores all rows due in one call, and a second pass
-        runs the rules with each verdict at the event that triggered it: the
-        outcome does not depend on where a driver cut its batches.
+        With a model, every event is folded into the behavioural features;
+        the model scores all rows due in the batch in one call, and each
+        verdict joins the rules at the event that triggered it: the outcome
+        does not depend on where a driver cut its batches.
         """
         out: list[Fired] = []
         ref, grace, lateness, process = self.ref, self._closed_grace, self._lateness, self._process
@@ -254,27 +258,43 @@ class Detector:
                 if fired:
                     out.extend(_at(fired, i))
             return out
-        pending: list[tuple[EventContext, UserState]] = []
+        # One pass: a member's event runs the rules at once unless the member is
+        # due a score in this batch; from that event on, their events wait for
+        # the batch's verdicts and then run in order.  Only a member's own state
+        # carries from event to event, so holding back one member changes
+        # nothing for the others.
+        held: set[str] = set()
+        waiting: list[tuple[int, EventContext, UserState, int]] = []
         rows: list[Row] = []
-        at: list[int] = []
-        for event in events:
-            state = states.get(event.user_id)
+        for i, event in enumerate(events):
+            uid = event.user_id
+            state = states.get(uid)
             if state is None:
-                state = states[event.user_id] = UserState()
-            ctx = EventContext(event, ref, 0.0, grace, lateness)
+                state = states[uid] = UserState()
+            ctx = EventContext(event, ref, state.last_t, grace, lateness)
             row = observe(state.behaviour, ctx)
             if row is not None:
-                at.append(len(pending))
+                held.add(uid)
+                waiting.append((i, ctx, state, len(rows)))
                 rows.append(row)
-            pending.append((ctx, state))
-        verdicts: list[Verdict | None] = [None] * len(pending)
-        for i, verdict in zip(at, self.model.judge(rows), strict=True):
-            verdicts[i] = verdict
-        for i, ((ctx, state), verdict) in enumerate(zip(pending, verdicts, strict=True)):
+            elif held and uid in held:
+                waiting.append((i, ctx, state, -1))
+            else:
+                fired = process(ctx, state, None)
+                if fired:
+                    out.extend(_at(fired, i))
+        if not waiting:
+            return out
+        verdicts = self.model.judge(rows)
+        late: list[Fired] = []
+        for i, ctx, state, k in waiting:
             ctx.prev_t = state.last_t
-            fired = process(ctx, state, verdict)
+            fired = process(ctx, state, verdicts[k] if k >= 0 else None)
             if fired:
-                out.extend(_at(fired, i))
+                late.extend(_at(fired, i))
+        if late:
+            # Back in event order, as one pass over the batch would give them.
+            out = sorted(out + late, key=_position)
         return out
 
     def feature_rows(

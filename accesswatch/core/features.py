@@ -73,20 +73,29 @@ class Row:
 
 
 def observe(b: Behaviour, ctx: EventContext) -> Row | None:
-    """Fold one event into ``b``; return a row when this member is due a score."""
+    """Fold one event into ``b``; return a row when this member is due a score.
+
+    This runs for every event, so it is written for speed: the common case
+    (an open in time order, the member's usual terminal) takes no calls.
+    """
     ev, t = ctx.event, ctx.t
     last = b.last_t
-    idle = (t - last) / HOUR if last else 0.0
     if t > last:
         b.last_t = t
-    new_terminal = _terminal(b, ev.terminal_id)
+    b.seen += 1
+    terminal, terminals = ev.terminal_id, b.terminals
+    # Most events come from the terminal the member last started using.
+    new_terminal = (not terminals or terminals[-1] != terminal) and _terminal(b, terminal)
     sid = ctx.sid
     printed = ev.action in PRINTS
-    if sid is None and not printed:
-        return None
-    flags = 0
-    if sid is not None and ctx.subject_type not in CASUAL_TYPES and not ctx.justified:
-        flags |= 1
+    if sid is None:
+        if not printed:
+            return None
+        flags = 4
+    elif ctx.subject_type in CASUAL_TYPES or ctx.justified:
+        flags = 4 if printed else 0
+    else:
+        flags = 5 if printed else 1
         staff, subject = ctx.staff, ctx.subject
         if (
             staff is not None
@@ -96,31 +105,38 @@ def observe(b: Behaviour, ctx: EventContext) -> Row | None:
             and ctx.ref.is_area(staff.area)
         ):
             flags |= 2
-    if printed:
-        flags |= 4
     if b.hour < 0 or t // HOUR > b.hour:
         _next_hour(b, t)
     b.hour_count += 1
-    entry = (t, sid or "", flags)
     recent, tally = b.recent, b.tally
     if not recent or recent[-1][0] <= t:
-        recent.append(entry)
+        recent.append((t, sid or "", flags))
     else:
-        bisect.insort(recent, entry, key=_time)
-    if tally is not None:
-        _count(tally, entry, 1)
+        bisect.insort(recent, (t, sid or "", flags), key=_time)
+    if tally is not None:  # _count(tally, entry, 1), inline
+        if sid:
+            tally[0] += 1
+            if flags & 3:
+                tally[1] += flags & 1
+                tally[2] += flags >> 1 & 1
+        if printed:
+            tally[3] += 1
     horizon = b.last_t - HOUR
     if recent[0][0] < horizon:
         cut = bisect.bisect_left(recent, horizon, key=_time)
         if tally is not None:
             for gone in recent[:cut]:
-                _count(tally, gone, -1)
+                if gone[1] and not gone[2]:  # a plain open, the usual case
+                    tally[0] -= 1
+                else:
+                    _count(tally, gone, -1)
         del recent[:cut]
     if t < b.next_score or not _busy(b, t, flags):
         return None
     b.next_score = t + SCORE_EVERY
     staff = ctx.staff
     peer = f"{staff.role}/{staff.unit}" if staff is not None else "unknown"
+    idle = (t - last) / HOUR if last else 0.0
     return Row(ev.user_id, ev.event_id, t, peer, _values(b, ctx, t, new_terminal, idle))
 
 
@@ -225,10 +241,8 @@ def _next_hour(b: Behaviour, t: float) -> None:
 
 
 def _terminal(b: Behaviour, terminal: str) -> bool:
-    b.seen += 1
-    terminals = b.terminals
-    # Most events come from the terminal the member last started using.
-    if (terminals and terminals[-1] == terminal) or terminal in terminals:
+    """True when ``terminal`` is new to the member (``b.seen`` counts this event)."""
+    if terminal in b.terminals:
         return False
     b.terminals = [*b.terminals, terminal][-KNOWN_TERMINALS:]
     # The first few terminals are learning, not news.
