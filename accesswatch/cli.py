@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -53,9 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument(
         "--jobs",
         type=int,
-        default=1,
+        default=0,
         help="processes to split the members across, as the live workers split "
-        "partitions (same alerts; default 1)",
+        "partitions (same alerts); default: one per core for a file over 16 MB, else 1",
     )
     b.add_argument("--no-progress", action="store_true")
 
@@ -101,6 +102,20 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
+AUTO_JOBS_BYTES = 16 << 20  # below this a second process costs more than it saves
+MAX_AUTO_JOBS = 8
+
+
+def default_jobs(events: Path) -> int:
+    """One process per core this process may use, for a file big enough to gain from it."""
+    try:
+        big = events.stat().st_size > AUTO_JOBS_BYTES
+    except OSError:
+        big = False  # the backtest reports the missing file
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return min(cores or 1, MAX_AUTO_JOBS) if big else 1
+
+
 @command("backtest")
 def _backtest(args: argparse.Namespace) -> int:
     from accesswatch.backtest import run_backtest, write_alerts
@@ -117,9 +132,10 @@ def _backtest(args: argparse.Namespace) -> int:
         from models import load_model
 
         model = load_model(args.model)
-    if args.jobs < 1:
-        print("backtest: --jobs must be at least 1", file=sys.stderr)
+    if args.jobs < 0:
+        print("backtest: --jobs must be at least 1 (0: one per core)", file=sys.stderr)
         return 2
+    jobs = args.jobs or default_jobs(args.events)
     result = run_backtest(
         args.events,
         ref,
@@ -127,7 +143,7 @@ def _backtest(args: argparse.Namespace) -> int:
         rejects_path=rejects,
         progress=not args.no_progress,
         model=model,
-        jobs=args.jobs,
+        jobs=jobs,
     )
     write_alerts(result.alerts, args.out)
     processes = f" ({result.jobs} processes)" if result.jobs > 1 else ""

@@ -11,13 +11,15 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sklearn.ensemble import IsolationForest
 
 from accesswatch.core.features import RAW, Row
 from models.flatforest import FlatForest
+
+if TYPE_CHECKING:  # a worker serves a model without importing scikit-learn (models/served.py)
+    from sklearn.ensemble import IsolationForest
 
 COLUMNS = (
     "opens_1h",
@@ -61,7 +63,7 @@ class Verdict:
 
 @dataclass
 class AnomalyModel:
-    forest: IsolationForest
+    forest: IsolationForest | None  # None when served from a flat forest alone
     threshold: float
     odd_threshold: float
     peer_usual: dict[str, float]
@@ -120,6 +122,7 @@ class AnomalyModel:
     def score(self, x: np.ndarray) -> np.ndarray:
         """Anomaly scores in (0, 1], higher is stranger (the paper's s(x, n))."""
         if self._flat is None or self._flat.forest is not self.forest:
+            assert self.forest is not None
             self._flat = FlatForest(self.forest)
         return -self._flat.score_samples(x)
 

@@ -10,20 +10,27 @@ the same to the bit in any batch, which scikit-learn's is not against ours.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-from sklearn.ensemble import IsolationForest
-from sklearn.ensemble._iforest import _average_path_length
+
+if TYPE_CHECKING:
+    from sklearn.ensemble import IsolationForest
 
 # Rows walked at once: the walk holds rows × trees node indices.  Larger batches go in
 # chunks, never to scikit-learn's scorer: its sums come out in another order, and a
 # row scored exactly at the threshold (a training row met again) would then alert or
 # not depending on how the stream was cut into batches.
 FLAT_MAX_ROWS = 400
+# The arrays a flat forest is, besides two numbers: what a worker holds (models/served.py).
+ARRAYS = ("roots", "left", "right", "feature", "threshold", "path")
 
 
 class FlatForest:
     def __init__(self, forest: IsolationForest) -> None:
-        self.forest = forest
+        from sklearn.ensemble._iforest import _average_path_length
+
+        self.forest: IsolationForest | None = forest
         trees = [est.tree_ for est in forest.estimators_]
         sizes = [t.node_count for t in trees]
         offsets = np.cumsum([0, *sizes[:-1]])
@@ -47,6 +54,20 @@ class FlatForest:
         self.depth = int(max(_depths(t.children_left, t.children_right).max() for t in trees))
         self.denominator = len(trees) * float(_average_path_length([forest._max_samples])[0])
 
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], depth: int,
+                    denominator: float) -> FlatForest:
+        """A forest from ``arrays()`` output, with no scikit-learn object behind it."""
+        flat = cls.__new__(cls)
+        flat.forest = None
+        for name in ARRAYS:
+            setattr(flat, name, arrays[name])
+        flat.depth, flat.denominator = int(depth), float(denominator)
+        return flat
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {name: getattr(self, name) for name in ARRAYS}
+
     def score_samples(self, x: np.ndarray) -> np.ndarray:
         """Same as ``IsolationForest.score_samples``: lower is stranger."""
         if len(x) > FLAT_MAX_ROWS:
@@ -68,6 +89,7 @@ class FlatForest:
 
 
 def _depths(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Each node's depth (the root's 0)."""
     depth = np.zeros(len(left), dtype=np.float64)
     for node in range(len(left)):  # parents precede children in sklearn trees
         if left[node] != -1:

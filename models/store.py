@@ -17,8 +17,8 @@ import sklearn
 import skops.io as sio
 
 from accesswatch.core.features import RAW
-from accesswatch.errors import AccessWatchError
 from models.anomaly import COLUMNS, AnomalyModel
+from models.errors import ModelError
 
 FORMAT = 1
 # Everything an IsolationForest needs, nothing that can run code on load.
@@ -42,10 +42,6 @@ TRUSTED = [
     "builtins.tuple",
     "builtins.NoneType",
 ]
-
-
-class ModelError(AccessWatchError):
-    """A model file that cannot be used: the message says which file and why."""
 
 
 def save_model(model: AnomalyModel, path: Path) -> str:

@@ -258,7 +258,7 @@ class Pipeline:
         self.metrics.partitions.set(len(owned))
 
     async def _reload(self) -> None:
-        self.reloader.check()
+        await self.reloader.poll()
 
     async def _measure_lag(self) -> None:
         consumer = self.app.consumer

@@ -8,6 +8,7 @@ so no event sees half of one version and half of another.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -42,9 +43,9 @@ class Watched:
 
 
 def load_model_file(path: Path) -> Any:
-    from models import load_model
+    from models.served import load_served_model
 
-    return load_model(path)
+    return load_served_model(path)
 
 
 class Reloader:
@@ -66,6 +67,22 @@ class Reloader:
         if self.model is not None and self.model.changed():
             self._swap_model(self.model.path)
 
+    async def poll(self) -> None:
+        """``check`` for the worker's event loop: a model file is loaded and checked in a
+        thread (seconds, in a child process) while batches go on; the swap itself
+        happens here, between batches."""
+        if self.rules is not None and self.rules.changed():
+            self._swap_rules(self.rules.path)
+        if self.model is not None and self.model.changed():
+            path = self.model.path
+            loop = asyncio.get_running_loop()
+            try:
+                model = await loop.run_in_executor(None, self._load_model, path)
+            except AccessWatchError as e:
+                self._refuse_model(e)
+                return
+            self._install_model(model)
+
     def _swap_rules(self, path: Path) -> None:
         try:
             pack = load_rules(path)
@@ -83,10 +100,16 @@ class Reloader:
         try:
             model = self._load_model(path)
         except AccessWatchError as e:
-            self.metrics.model_reload_failures.inc()
-            old = self.detector.model.version if self.detector.model is not None else "none"
-            log.error("model reload refused, model %s stays in force: %s", old, e)
+            self._refuse_model(e)
             return
+        self._install_model(model)
+
+    def _refuse_model(self, e: AccessWatchError) -> None:
+        self.metrics.model_reload_failures.inc()
+        old = self.detector.model.version if self.detector.model is not None else "none"
+        log.error("model reload refused, model %s stays in force: %s", old, e)
+
+    def _install_model(self, model: Any) -> None:
         self.detector.set_model(model)
         self.metrics.expect_alerts(self.detector.alerting_rules())
         self.metrics.model.info({"version": model.version, "name": model.name})

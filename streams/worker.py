@@ -37,9 +37,10 @@ def run_worker(settings: Settings) -> int:
                     "the proven choice")
     model = None
     if settings.model_path is not None:
-        from models import load_model
+        from models.served import load_served_model
 
-        model = load_model(settings.model_path)  # a bad model stops here, saying why
+        # Checked and flattened in a child process: scikit-learn never loads in a worker.
+        model = load_served_model(settings.model_path)  # a bad model stops here, saying why
         log.info("anomaly model %s, version %s", settings.model_path, model.version)
     wait_for_broker(settings, deadline=settings.broker_wait or None)
     problems, partitions = check_topics(settings)

@@ -88,3 +88,18 @@ def test_alerts_survive_the_trip_between_processes(force: Path, ref: ReferenceDa
     result = run_backtest(force / "events.jsonl", ref, jobs=2)
     for alert in result.alerts.values():
         assert msgspec.json.decode(msgspec.json.encode(alert))["alert_id"] == alert.alert_id
+
+
+def test_the_cli_splits_a_big_file_by_default_and_a_small_one_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from accesswatch import cli
+
+    small, big = tmp_path / "small.jsonl", tmp_path / "big.jsonl"
+    small.write_bytes(b"{}\n")
+    with big.open("wb") as f:
+        f.truncate(cli.AUTO_JOBS_BYTES + 1)
+    monkeypatch.setattr(cli.os, "sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
+    assert cli.default_jobs(small) == 1
+    assert cli.default_jobs(big) == 3
+    assert cli.default_jobs(tmp_path / "missing.jsonl") == 1

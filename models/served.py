@@ -1,0 +1,88 @@
+"""The model as a worker serves it: checked in a short-lived process, held without scikit-learn.
+
+Importing scikit-learn (and SciPy with it) costs a process about 100 MB of
+memory, and a worker never calls it: it scores with the flat forest
+(``models/flatforest.py``).  So a worker hands the model file to
+``python -m models.served MODEL OUT``, which loads it with every check of
+``models.store.load_model`` (trusted types, columns, features, scikit-learn
+version), flattens the forest and writes plain arrays to ``OUT`` (``.npz``,
+read back without pickle).  A file the checks refuse comes back as the same
+``ModelError``, with the same message.
+
+>>> model = load_served_model(Path("model.skops"))   # doctest: +SKIP
+>>> model.version                                     # doctest: +SKIP
+'3f2a…'
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from models.anomaly import AnomalyModel
+from models.errors import ModelError
+from models.flatforest import ARRAYS, FlatForest
+
+REFUSED = 3  # the checker's exit status for a file it refuses (the reason on stderr)
+TIMEOUT = 300.0
+_FIELDS = ("threshold", "odd_threshold", "peer_usual", "median", "scale", "peer_median",
+           "peer_scale", "meta", "name", "rule_id", "min_z")
+
+
+def load_served_model(path: Path, timeout: float = TIMEOUT) -> AnomalyModel:
+    """``path`` checked and flattened by a child process; raises ``ModelError`` saying why not."""
+    with tempfile.TemporaryDirectory(prefix="accesswatch-model-") as tmp:
+        out = Path(tmp) / "model.npz"
+        try:
+            done = subprocess.run([sys.executable, "-m", "models.served", str(path), str(out)],
+                                  capture_output=True, text=True, timeout=timeout, check=False)
+        except subprocess.TimeoutExpired:
+            raise ModelError(f"{path}: checking the model took over {timeout:.0f} s") from None
+        said = done.stderr.strip().splitlines()
+        if done.returncode == REFUSED and said:
+            raise ModelError(said[-1])
+        if done.returncode != 0:
+            last = said[-1] if said else "no message"
+            raise ModelError(f"{path}: the model checker failed (exit {done.returncode}: {last})")
+        return read_flat(out)
+
+
+def write_flat(model: AnomalyModel, out: Path) -> None:
+    """``model`` as arrays and JSON, for ``read_flat``."""
+    assert model.forest is not None
+    flat = FlatForest(model.forest)
+    fields = {name: getattr(model, name) for name in _FIELDS}
+    fields["depth"], fields["denominator"] = flat.depth, flat.denominator
+    np.savez(out, fields=np.array(json.dumps(fields)), **flat.arrays())
+
+
+def read_flat(path: Path) -> AnomalyModel:
+    with np.load(path, allow_pickle=False) as z:
+        fields = json.loads(str(z["fields"]))
+        arrays = {name: z[name] for name in ARRAYS}
+    flat = FlatForest.from_arrays(arrays, fields.pop("depth"), fields.pop("denominator"))
+    return AnomalyModel(forest=None, _flat=flat, **fields)
+
+
+def main(argv: list[str]) -> int:
+    from models.store import load_model
+
+    if len(argv) != 2:
+        print("usage: python -m models.served MODEL OUT.npz", file=sys.stderr)
+        return 2
+    try:
+        model = load_model(Path(argv[0]))
+    except ModelError as e:
+        print(e, file=sys.stderr)
+        return REFUSED
+    write_flat(model, Path(argv[1]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
