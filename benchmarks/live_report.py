@@ -136,5 +136,13 @@ average, {m['batch_seconds']} s of its {m['seconds']} s in batch handling; {m['a
 alerts, the same set as `run_backtest(…, model=load_model(path))` on the same events:
 {agreement(m)} ({live['backtest_model_alerts']:,}
 in that backtest). Peak RSS of that worker: {m['memory_done'].get('peak_rss_mb', 0):,.0f} MB
-(rules only: {live['worker']['memory_done'].get('peak_rss_mb', 0):,.0f} MB).
+(rules only: {live['worker']['memory_done'].get('peak_rss_mb', 0):,.0f} MB); once it had read
+everything: {m['memory_done'].get('rss_mb', 0):,.0f} MB (rules only:
+{live['worker']['memory_done'].get('rss_mb', 0):,.0f} MB). The drain peak is the broker's
+answer size, not the worker's state: a fetch asks for at most 1 MiB a partition
+(`max_partition_fetch_bytes`), which Apache Kafka honours, and noida-db answers with
+everything the partition holds past the offset, so a backlog arrives whole. A bare aiokafka
+consumer shows it with no accesswatch code: `python -m benchmarks.fetch_size` (200,000
+records of 600 B, 64 KiB a partition asked) grew from 42 to 277 MB on its first fetch. A
+worker keeping up with its feed holds far less (the memory table below).
 """
