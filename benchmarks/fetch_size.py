@@ -77,7 +77,8 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=600, help="bytes per record value")
     parser.add_argument("--partition-bytes", type=int, default=64 * 1024)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="accesswatch-fetch-") as tmp, broker(Path(tmp)) as address:
+    with (tempfile.TemporaryDirectory(prefix="accesswatch-fetch-") as tmp,
+          broker(Path(tmp)) as address):
         result = asyncio.run(measure(address, args.events, args.size, args.partition_bytes))
     for key, value in result.items():
         print(f"{key}: {value:,}" if isinstance(value, int) else f"{key}: {value}")

@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -58,7 +59,8 @@ def write_flat(model: AnomalyModel, out: Path) -> None:
     flat = FlatForest(model.forest)
     fields = {name: getattr(model, name) for name in _FIELDS}
     fields["depth"], fields["denominator"] = flat.depth, flat.denominator
-    np.savez(out, fields=np.array(json.dumps(fields)), **flat.arrays())
+    arrays: dict[str, Any] = {"fields": np.array(json.dumps(fields)), **flat.arrays()}
+    np.savez(out, **arrays)
 
 
 def read_flat(path: Path) -> AnomalyModel:

@@ -38,7 +38,7 @@ def test_refused_files_say_why_as_loading_does(model: AnomalyModel, tmp_path: Pa
     junk.write_bytes(b"not a zip file at all")
     with pytest.raises(ModelError, match=r"junk\.skops: not a readable skops model"):
         load_served_model(junk)
-    with pytest.raises(ModelError, match="missing.skops"):
+    with pytest.raises(ModelError, match=r"missing\.skops"):
         load_served_model(tmp_path / "missing.skops")
 
 
