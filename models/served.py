@@ -59,8 +59,16 @@ def write_flat(model: AnomalyModel, out: Path) -> None:
     flat = FlatForest(model.forest)
     fields = {name: getattr(model, name) for name in _FIELDS}
     fields["depth"], fields["denominator"] = flat.depth, flat.denominator
-    arrays: dict[str, Any] = {"fields": np.array(json.dumps(fields)), **flat.arrays()}
+    arrays: dict[str, Any] = {"fields": np.array(json.dumps(fields, default=_plain)),
+                              **flat.arrays()}
     np.savez(out, **arrays)
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars and arrays (a trusted type in a model file) as JSON can hold them."""
+    if isinstance(value, np.generic | np.ndarray):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} in a model file's fields")
 
 
 def read_flat(path: Path) -> AnomalyModel:

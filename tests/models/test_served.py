@@ -54,3 +54,15 @@ def test_serving_never_imports_scikit_learn(model: AnomalyModel, tmp_path: Path)
                           check=True, cwd=Path(__file__).parents[2])
     version, modules = done.stdout.split(" ", 1)
     assert len(version) == 12 and modules.strip() == "[]"
+
+
+def test_numpy_values_in_a_files_fields_come_through(model: AnomalyModel, tmp_path: Path) -> None:
+    import skops.io as sio
+
+    path = tmp_path / "np.skops"
+    save_model(model, path)
+    payload = sio.load(path, trusted=sio.get_untrusted_types(file=path))
+    payload["meta"] = {**payload["meta"], "rows": np.int64(7), "alert_rate": np.float64(0.002)}
+    sio.dump(payload, path)
+    served = load_served_model(path)
+    assert served.meta["rows"] == 7 and served.meta["alert_rate"] == 0.002
