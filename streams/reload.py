@@ -61,27 +61,25 @@ class Reloader:
             if w is not None:
                 w.changed()  # what is in force at start is the baseline
 
-    def check(self) -> None:
-        if self.rules is not None and self.rules.changed():
-            self._swap_rules(self.rules.path)
-        if self.model is not None and self.model.changed():
-            self._swap_model(self.model.path)
-
     async def poll(self) -> None:
-        """``check`` for the worker's event loop: a model file is loaded and checked in a
-        thread (seconds, in a child process) while batches go on; the swap itself
-        happens here, between batches."""
+        """Swap in what changed.  A model file is loaded and checked in a thread (seconds,
+        in a child process) while batches go on; the swap itself happens here, in the
+        event loop, between batches."""
         if self.rules is not None and self.rules.changed():
             self._swap_rules(self.rules.path)
         if self.model is not None and self.model.changed():
-            path = self.model.path
             loop = asyncio.get_running_loop()
             try:
-                model = await loop.run_in_executor(None, self._load_model, path)
+                model = await loop.run_in_executor(None, self._load_model, self.model.path)
             except AccessWatchError as e:
-                self._refuse_model(e)
+                self.metrics.model_reload_failures.inc()
+                old = self.detector.model.version if self.detector.model is not None else "none"
+                log.error("model reload refused, model %s stays in force: %s", old, e)
                 return
-            self._install_model(model)
+            self.detector.set_model(model)
+            self.metrics.expect_alerts(self.detector.alerting_rules())
+            self.metrics.model.info({"version": model.version, "name": model.name})
+            log.info("model %s now in force", model.version)
 
     def _swap_rules(self, path: Path) -> None:
         try:
@@ -95,23 +93,3 @@ class Reloader:
         self.metrics.expect_alerts(self.detector.alerting_rules())
         self.metrics.rules.info({"version": pack.version, "rules": str(len(pack.active))})
         log.info("rule pack %s now in force: %d active rules", pack.version, len(pack.active))
-
-    def _swap_model(self, path: Path) -> None:
-        try:
-            model = self._load_model(path)
-        except AccessWatchError as e:
-            self._refuse_model(e)
-            return
-        self._install_model(model)
-
-    def _refuse_model(self, e: AccessWatchError) -> None:
-        self.metrics.model_reload_failures.inc()
-        old = self.detector.model.version if self.detector.model is not None else "none"
-        log.error("model reload refused, model %s stays in force: %s", old, e)
-
-    def _install_model(self, model: Any) -> None:
-        self.detector.set_model(model)
-        self.metrics.expect_alerts(self.detector.alerting_rules())
-        self.metrics.model.info({"version": model.version, "name": model.name})
-        log.info("model %s now in force", model.version)
-
