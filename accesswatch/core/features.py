@@ -75,8 +75,8 @@ class Row:
 def observe(b: Behaviour, ctx: EventContext) -> Row | None:
     """Fold one event into ``b``; return a row when this member is due a score.
 
-    This runs for every event, so it is written for speed: the common case
-    (an open in time order, the member's usual terminal) takes no calls.
+    This runs for every event: the common case (an open in time order, from
+    the member's usual terminal) does its bookkeeping with few calls.
     """
     ev, t = ctx.event, ctx.t
     last = b.last_t
@@ -108,28 +108,20 @@ def observe(b: Behaviour, ctx: EventContext) -> Row | None:
     if b.hour < 0 or t // HOUR > b.hour:
         _next_hour(b, t)
     b.hour_count += 1
+    entry = (t, sid or "", flags)
     recent, tally = b.recent, b.tally
     if not recent or recent[-1][0] <= t:
-        recent.append((t, sid or "", flags))
+        recent.append(entry)
     else:
-        bisect.insort(recent, (t, sid or "", flags), key=_time)
-    if tally is not None:  # _count(tally, entry, 1), inline
-        if sid:
-            tally[0] += 1
-            if flags & 3:
-                tally[1] += flags & 1
-                tally[2] += flags >> 1 & 1
-        if printed:
-            tally[3] += 1
+        bisect.insort(recent, entry, key=_time)
+    if tally is not None:
+        _count(tally, entry, 1)
     horizon = b.last_t - HOUR
     if recent[0][0] < horizon:
         cut = bisect.bisect_left(recent, horizon, key=_time)
         if tally is not None:
             for gone in recent[:cut]:
-                if gone[1] and not gone[2]:  # a plain open, the usual case
-                    tally[0] -= 1
-                else:
-                    _count(tally, gone, -1)
+                _count(tally, gone, -1)
         del recent[:cut]
     if t < b.next_score or not _busy(b, t, flags):
         return None
