@@ -28,6 +28,7 @@ from typing import Any
 from accesswatch.core.alerts import alert_id
 from benchmarks import readback
 from benchmarks.broker import LiveBenchError, Processes
+from benchmarks.report import unavailable
 from benchmarks.workers import Worker, cli, histogram
 
 
@@ -133,10 +134,8 @@ HEADER = ("| events/s asked | sent at | events | alerts | timed | p50 ms | p99 m
 def report_latency(r: dict[str, Any] | None) -> str:
     """The latency section of ``docs/BENCHMARKS.md``."""
     title = "\n## Event→alert latency at steady rates\n\n"
-    if not r:
-        return title + "Not run (`--no-latency`, `--no-live-model` or `--live-events 0`).\n"
-    if "error" in r:
-        return title + f"Failed in this run:\n\n```\n{r['error']}\n```\n"
+    if not r or "error" in r:
+        return unavailable(title, r, "`--no-latency`, `--no-live-model` or `--live-events 0`")
 
     def ms(x: float | None) -> str:
         return "—" if x is None else f"{x * 1000:,.0f}"

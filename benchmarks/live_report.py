@@ -7,15 +7,14 @@ from typing import Any
 from benchmarks.latency import report_latency
 from benchmarks.memory import report_memory
 from benchmarks.readback import agreement
+from benchmarks.report import unavailable
 from benchmarks.scale_out import report_scale_out
 
 
 def report_live(live: dict[str, Any] | None) -> str:
     """Throughput, the model's cost live, two workers, latency and memory."""
-    if not live:
-        return "\n## Live throughput\n\nNot run (`--live-events 0`).\n"
-    if "error" in live:
-        return f"\n## Live throughput\n\nFailed in this run:\n\n```\n{live['error']}\n```\n"
+    if not live or "error" in live:
+        return unavailable("\n## Live throughput\n\n", live, "`--live-events 0`")
     out = _throughput(live) + _model(live)
     if "worker_model" in live:
         out += (report_scale_out(live.get("scale_out"))

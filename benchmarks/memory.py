@@ -21,6 +21,7 @@ import msgspec
 
 from accesswatch.contract.timestamps import parse_ts
 from benchmarks.broker import LiveBenchError, Processes
+from benchmarks.report import unavailable
 from benchmarks.workers import Worker, cli
 
 DAY = 86400.0
@@ -115,10 +116,8 @@ HEADER = ("| staff | subjects | cases | duty periods | RSS after reference load 
 def report_memory(r: dict[str, Any] | None) -> str:
     """The memory section of ``docs/BENCHMARKS.md``."""
     title = "\n## Worker memory\n\n"
-    if not r:
-        return title + "Not run (`--no-memory`, `--no-live-model` or `--live-events 0`).\n"
-    if "error" in r:
-        return title + f"Failed in this run:\n\n```\n{r['error']}\n```\n"
+    if not r or "error" in r:
+        return unavailable(title, r, "`--no-memory`, `--no-live-model` or `--live-events 0`")
     rows = "\n".join(
         f"| {f['staff']:,} | {f['subjects']:,} | {f['cases']:,} | {f['duties']:,} | "
         f"{f['after_reference']['rss_mb']:,.0f} | {f['events']:,} | {f['users_seen']:,} | "

@@ -28,6 +28,7 @@ from benchmarks import readback
 from benchmarks.broker import LiveBenchError, Processes, wait
 from benchmarks.bulk import fill
 from benchmarks.readback import agreement
+from benchmarks.report import unavailable
 from benchmarks.workers import PARTITIONS, Worker, cli, drain_deadline
 
 SPLIT_TIMEOUT = 180.0  # seconds for the group to share out the partitions
@@ -115,10 +116,8 @@ def _read(m: dict[str, float]) -> float:
 def report_scale_out(r: dict[str, Any] | None) -> str:
     """The one-and-two-workers section of ``docs/BENCHMARKS.md``."""
     title = "\n## Two workers in one group\n\n"
-    if not r:
-        return title + "Not run (`--no-scale-out`, `--no-live-model` or `--live-events 0`).\n"
-    if "error" in r:
-        return title + f"Failed in this run:\n\n```\n{r['error']}\n```\n"
+    if not r or "error" in r:
+        return unavailable(title, r, "`--no-scale-out`, `--no-live-model` or `--live-events 0`")
 
     def row(g: dict[str, Any]) -> str:
         if not g["split"]:
