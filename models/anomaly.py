@@ -78,6 +78,8 @@ class AnomalyModel:
     peer_median: dict[str, list[float]] = field(default_factory=dict)
     peer_scale: dict[str, list[float]] = field(default_factory=dict)
     _flat: FlatForest | None = field(default=None, repr=False, compare=False)
+    # Peer group → the raw values past which a row could yield a verdict (``worth_judging``).
+    _bounds: dict[str, _Bounds] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def version(self) -> str:
@@ -126,7 +128,66 @@ class AnomalyModel:
             self._flat = FlatForest(self.forest)
         return -self._flat.score_samples(x)
 
+    def z_scores(self, rows: Sequence[Row], x: np.ndarray | None = None) -> np.ndarray:
+        """Each row's columns as spreads above its peer group's median (the force's)."""
+        if x is None:
+            x = self.columns(rows)
+        median, scale = self._baselines(rows)
+        return (x - median) / scale
+
+    def explainable(self, z: np.ndarray) -> np.ndarray:
+        """Per row: has an explaining column at least ``min_z`` above its median."""
+        return np.asarray((z[:, self._explaining] >= self.min_z).any(axis=1))
+
     # ---- verdicts -------------------------------------------------------
+    def worth_judging(self, row: Row) -> bool:
+        """False when ``row`` cannot yield a verdict; ``judge`` need not see it.
+
+        ``judge`` gives a verdict only to an ``explainable`` row: one with an
+        explaining column at least ``min_z`` above its peer group's median, tested
+        on columns built with numpy.  Here the same test is one comparison per
+        column on the raw values, against bounds worked out once per peer group.  Nearly every row
+        fails it, so the detector holds back a member's events for the batch's
+        verdicts only when one could come.  The bounds are loosened by a hair:
+        rounding can let a row through (``judge`` then decides exactly), never
+        keep one out.
+        """
+        b = self._bounds.get(row.peer)
+        if b is None:
+            b = self._bounds[row.peer] = self._make_bounds(row.peer)
+        (opens, usual, distinct, gap, share, away, prints, off, _, _) = row.values
+        return (
+            opens >= b.opens
+            or opens >= b.vs_usual * max(usual if usual > 0 else b.peer, 1.0)
+            or opens >= b.vs_peers
+            or distinct >= b.distinct
+            or max(gap, 1.0) <= b.gap
+            or share * opens >= b.unjustified
+            or away >= b.away
+            or prints >= b.prints
+            or off >= b.off_duty
+        )
+
+    def _make_bounds(self, peer: str) -> _Bounds:
+        median = self.peer_median.get(peer, self.median)
+        scale = self.peer_scale.get(peer, self.scale)
+        # A column's value that is min_z above its median, for each explaining column.
+        at = {name: median[j] + self.min_z * scale[j] for j, name in enumerate(COLUMNS)}
+        peer_usual = self.peer_usual.get(peer, self.peer_usual.get("*", 1.0))
+        speed = at["speed_10m"]  # 600 / max(gap, 1): gaps at most 600 / speed qualify
+        return _Bounds(
+            peer=peer_usual,
+            opens=_loose(math.expm1(at["opens_1h"])),
+            vs_usual=_loose(at["opens_vs_usual"]),
+            vs_peers=_loose(at["opens_vs_peers"] * max(peer_usual, 1.0)),
+            distinct=_loose(math.expm1(at["distinct_10m"])),
+            gap=math.inf if speed <= 0 else -_loose(-600.0 / speed),
+            unjustified=_loose(math.expm1(at["unjustified_1h"])),
+            away=_loose(at["out_of_area_1h"]),
+            prints=_loose(math.expm1(at["prints_1h"])),
+            off_duty=_loose(math.expm1(at["off_duty_minutes"])),
+        )
+
     def judge(self, rows: Sequence[Row]) -> list[Verdict | None]:
         """Score a whole batch in one call; explain each row past the lower threshold.
 
@@ -136,11 +197,10 @@ class AnomalyModel:
             return []
         x = self.columns(rows)
         verdicts: list[Verdict | None] = [None] * len(rows)
-        median, scale = self._baselines(rows)
-        z_all = (x - median) / scale
+        z_all = self.z_scores(rows, x)
         # A verdict needs a risky column at least min_z above its median; a row
         # with none cannot yield one, so the forest need not score it.
-        strong = np.flatnonzero((z_all[:, self._explaining] >= self.min_z).any(axis=1))
+        strong = np.flatnonzero(self.explainable(z_all))
         if not len(strong):
             return verdicts
         scores = self.score(x[strong])
@@ -197,6 +257,27 @@ class AnomalyModel:
             said.add(family)
             out.append(_reason(name, v, f.get("baseline"), peer, row.peer))
         return out
+
+
+@dataclass(frozen=True, slots=True)
+class _Bounds:
+    """Raw values at or past which a column could explain a verdict (one peer group)."""
+
+    peer: float  # the group's usual opens an hour: a member's usual until they have one
+    opens: float
+    vs_usual: float  # times the member's usual
+    vs_peers: float
+    distinct: float
+    gap: float  # at or below: the median gap is short enough
+    unjustified: float
+    away: float
+    prints: float
+    off_duty: float
+
+
+def _loose(bound: float) -> float:
+    """``bound`` lowered by far more than rounding moves it, far less than any real step."""
+    return bound - 1e-9 * (abs(bound) + 1.0)
 
 
 def _reason(name: str, v: dict[str, float], baseline: Any, peer: float, group: str) -> str:

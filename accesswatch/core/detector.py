@@ -45,6 +45,10 @@ class Model(Protocol):
 
     def judge(self, rows: Sequence[Row]) -> list[Verdict | None]: ...
 
+    def worth_judging(self, row: Row) -> bool:
+        """False only when ``judge`` would give ``row`` no verdict."""
+        ...
+
 
 ACTIONS = ("search", "view", "print", "export", "update")
 
@@ -258,14 +262,16 @@ class Detector:
                 if fired:
                     out.extend(_at(fired, i))
             return out
-        # One pass: a member's event runs the rules at once unless the member is
-        # due a score in this batch; from that event on, their events wait for
-        # the batch's verdicts and then run in order.  Only a member's own state
-        # carries from event to event, so holding back one member changes
-        # nothing for the others.
+        # One pass: a member's event runs the rules at once unless the member has
+        # a row the model could give a verdict in this batch; from that event on,
+        # their events wait for the batch's verdicts and then run in order.  Only a
+        # member's own state carries from event to event, so holding back one
+        # member changes nothing for the others.  Most rows cannot yield a verdict
+        # (``worth_judging``): their members are not held, and judge never sees them.
         held: set[str] = set()
         waiting: list[tuple[int, EventContext, UserState, int]] = []
         rows: list[Row] = []
+        worth_judging = self.model.worth_judging
         for i, event in enumerate(events):
             uid = event.user_id
             state = states.get(uid)
@@ -273,7 +279,7 @@ class Detector:
                 state = states[uid] = UserState()
             ctx = EventContext(event, ref, state.last_t, grace, lateness)
             row = observe(state.behaviour, ctx)
-            if row is not None:
+            if row is not None and worth_judging(row):
                 held.add(uid)
                 waiting.append((i, ctx, state, len(rows)))
                 rows.append(row)

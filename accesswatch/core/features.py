@@ -75,8 +75,10 @@ class Row:
 def observe(b: Behaviour, ctx: EventContext) -> Row | None:
     """Fold one event into ``b``; return a row when this member is due a score.
 
-    This runs for every event: the common case (an open in time order, from
-    the member's usual terminal) does its bookkeeping with few calls.
+    This runs for every event, so the common case (an open in time order, from
+    the member's usual terminal, not yet due a score) does its bookkeeping with
+    few calls, and the hour window is trimmed only when a score is considered:
+    a row always sees exactly the last hour, however late the trim.
     """
     ev, t = ctx.event, ctx.t
     last = b.last_t
@@ -105,7 +107,7 @@ def observe(b: Behaviour, ctx: EventContext) -> Row | None:
             and ctx.ref.is_area(staff.area)
         ):
             flags |= 2
-    if b.hour < 0 or t // HOUR > b.hour:
+    if t // HOUR > b.hour:  # b.hour is -1 before the first
         _next_hour(b, t)
     b.hour_count += 1
     entry = (t, sid or "", flags)
@@ -115,7 +117,12 @@ def observe(b: Behaviour, ctx: EventContext) -> Row | None:
     else:
         bisect.insort(recent, entry, key=_time)
     if tally is not None:
-        _count(tally, entry, 1)
+        if flags:
+            _count(tally, entry, 1)
+        else:  # an open (flags 0 always has a record)
+            tally[0] += 1
+    if t < b.next_score:
+        return None
     horizon = b.last_t - HOUR
     if recent[0][0] < horizon:
         cut = bisect.bisect_left(recent, horizon, key=_time)
@@ -123,7 +130,7 @@ def observe(b: Behaviour, ctx: EventContext) -> Row | None:
             for gone in recent[:cut]:
                 _count(tally, gone, -1)
         del recent[:cut]
-    if t < b.next_score or not _busy(b, t, flags):
+    if not _busy(b, t, flags):
         return None
     b.next_score = t + SCORE_EVERY
     staff = ctx.staff
@@ -165,20 +172,22 @@ def _values(
         n, suspect, away, prints = b.tally
     else:
         n, suspect, away, prints = _tally(recent_all[lo:hi])
-    # The last ten minutes' open times and records: the end of the hour, read backwards.
+    # The last ten minutes' opens: the end of the hour.
     since = t - RECENT
-    times: list[float] = []
-    distinct: set[str] = set()
-    i = hi - 1
-    while i >= lo and recent_all[i][0] >= since:
-        e_t, sid, _ = recent_all[i]
-        if sid:
-            times.append(e_t)
-            distinct.add(sid)
-        i -= 1
-    times.reverse()
-    gaps = sorted([b2 - a for a, b2 in pairwise(times)])
-    median_gap = gaps[len(gaps) // 2] if gaps else RECENT
+    if recent_all[lo][0] >= since:
+        start = lo
+    else:
+        start = bisect.bisect_left(recent_all, since, lo, hi, key=_time)
+    window = recent_all[start:hi]
+    times = [e[0] for e in window if e[1]]
+    distinct = len({e[1] for e in window if e[1]})
+    if len(times) < 2:
+        median_gap = RECENT
+    elif len(times) == 2:
+        median_gap = times[1] - times[0]
+    else:
+        gaps = sorted([b2 - a for a, b2 in pairwise(times)])
+        median_gap = gaps[len(gaps) // 2]
     roster = ctx.ref.roster(ctx.event.user_id)
     off = 0.0
     if roster is not None and not roster.covers(t, 0.0):
@@ -186,7 +195,7 @@ def _values(
     return (
         float(n),
         b.usual,
-        float(len(distinct)),
+        float(distinct),
         median_gap,
         suspect / n if n else 0.0,
         float(away),

@@ -83,3 +83,22 @@ def test_the_running_counts_follow_the_hour_as_it_slides() -> None:
     # Opens before minute 15 left the hour; the justified print came in.
     assert b.tally == [16, 15, 0, 1]
     assert len(b.recent) == 16
+
+
+@pytest.mark.parametrize("seed", [5, 6])
+def test_a_row_counts_exactly_the_hour_behind_it(seed: int) -> None:
+    # The hour is trimmed only when a score is considered: whenever that is, a row
+    # counts the opens and prints from an hour before the member's latest event to
+    # its own, as counting the events seen so far says.
+    b, seen, checked = Behaviour(), [], 0
+    for e in feed(seed):
+        seen.append(e)
+        row = observe(b, EventContext(e, REF, 0.0, 0.0, 0.0))
+        if row is None:
+            continue
+        latest = max(s.t for s in seen)
+        hour = [s for s in seen if latest - HOUR <= s.t <= e.t]
+        assert row.values[0] == sum(1 for s in hour if s.subject_id), e.event_id
+        assert row.values[6] == sum(1 for s in hour if s.action in ("print", "export"))
+        checked += 1
+    assert checked > 50

@@ -1,0 +1,103 @@
+"""The cheap test before judging: it never keeps from the model a row the model could
+explain, and rows it keeps away change no alert."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import msgspec
+
+from accesswatch.backtest import AlertBook
+from accesswatch.contract.events import decode_event
+from accesswatch.core import Detector, UserState
+from accesswatch.core.features import Row
+from accesswatch.reference import ReferenceData
+from models import AnomalyModel
+from models.anomaly import COLUMNS
+from models.train import feature_rows
+
+QUIET = (0.0, 5.0, 0.0, 600.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)  # nothing stands out
+
+
+def at_bounds(model: AnomalyModel, peer: str) -> list[Row]:
+    """Rows with one raw value at the value where its column reaches ``min_z`` spreads
+    above the peer group's median, and a few floating-point steps either side."""
+    median = model.peer_median.get(peer, model.median)
+    scale = model.peer_scale.get(peer, model.scale)
+    at = {name: median[j] + model.min_z * scale[j] for j, name in enumerate(COLUMNS)}
+    peer_usual = model.peer_usual.get(peer, model.peer_usual.get("*", 1.0))
+    raw = {  # raw index → the raw value where the column reaches its mark
+        0: [math.expm1(at["opens_1h"]), at["opens_vs_usual"] * QUIET[1],
+            at["opens_vs_peers"] * max(peer_usual, 1.0)],
+        2: [math.expm1(at["distinct_10m"])],
+        3: [600.0 / at["speed_10m"]] if at["speed_10m"] > 0 else [],
+        5: [at["out_of_area_1h"]],
+        6: [math.expm1(at["prints_1h"])],
+        7: [math.expm1(at["off_duty_minutes"])],
+    }
+    rows = []
+    for i, marks in raw.items():
+        for mark in marks:
+            for value in _around(mark):
+                values = list(QUIET)
+                values[i] = value
+                rows.append(Row("u", "e", 0.0, peer, tuple(values)))
+    # Unjustified opens: share × opens, with one open.
+    for value in _around(math.expm1(at["unjustified_1h"])):
+        values = list(QUIET)
+        values[0], values[4] = 1.0, value
+        rows.append(Row("u", "e", 0.0, peer, tuple(values)))
+    return rows
+
+
+def _around(x: float, steps: int = 3) -> list[float]:
+    out = [x]
+    down = up = x
+    for _ in range(steps):
+        down, up = math.nextafter(down, -math.inf), math.nextafter(up, math.inf)
+        out += [down, up]
+    return out
+
+
+def test_no_row_the_model_could_explain_is_kept_from_it(
+    force: Path, ref: ReferenceData, model: AnomalyModel
+) -> None:
+    rows = feature_rows(force / "events.jsonl", Detector(None, ref))
+    peers = sorted({r.peer for r in rows})
+    edge = [row for peer in [*peers, "no such group"] for row in at_bounds(model, peer)]
+    for group, label in ((rows, "the force's rows"), (edge, "rows at the bounds")):
+        explainable = model.explainable(model.z_scores(group))
+        worth = [model.worth_judging(r) for r in group]
+        missed = [r for r, e, w in zip(group, explainable, worth, strict=True) if e and not w]
+        assert not missed, f"{label}: {missed[:3]}"
+        assert explainable.any(), label  # the check had something to catch
+    # ... and it does its job: most ordinary rows never reach the forest.
+    worth_share = sum(model.worth_judging(r) for r in rows) / len(rows)
+    assert worth_share < 0.2, worth_share
+    # A row the test lets through is one a hair below a bound, at most.
+    quiet = Row("u", "e", 0.0, peers[0], QUIET)
+    assert not model.worth_judging(quiet)
+    assert model.worth_judging(replace(quiet, values=(1e6, *QUIET[1:])))
+
+
+def _alerts(events: list, ref: ReferenceData, model: AnomalyModel) -> dict[str, dict]:
+    detector = Detector(None, ref, model=model)
+    states: dict[str, UserState] = {}
+    book = AlertBook()
+    for i in range(0, len(events), 1000):
+        book.add(detector.process_batch(events[i : i + 1000], states))
+    return {k: msgspec.to_builtins(v) for k, v in book.alerts.items()}
+
+
+def test_rows_kept_from_the_model_change_no_alert(
+    force: Path, ref: ReferenceData, model: AnomalyModel
+) -> None:
+    with (force / "events.jsonl").open("rb") as f:
+        events = [decode_event(line) for line in f]
+    gated = _alerts(events, ref, model)
+    everything = replace(model)  # same model, its own caches
+    everything.worth_judging = lambda row: True  # type: ignore[method-assign]
+    assert gated == _alerts(events, ref, everything)
+    assert any(a["rule_id"] == model.rule_id for a in gated.values()), "no model alert"
