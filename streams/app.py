@@ -74,6 +74,7 @@ class Pipeline:
         metrics.expect_alerts(self.detector.alerting_rules())
         metrics.model.info({"version": model.version, "name": model.name} if model is not None
                            else {"version": "none"})
+        metrics.expect_model_rows()  # at 0 without a model: the dashboards read the series
         metrics.broker_up.set(1)
 
     def health(self) -> dict[str, bool]:

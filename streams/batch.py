@@ -57,6 +57,8 @@ class BatchOutcome:
     states: dict[str, tuple[UserState, int]] = field(default_factory=dict)
     # Member → (partition, offset after their last event applied in this batch).
     applied: dict[str, tuple[int, int]] = field(default_factory=dict)
+    rows_due: int = 0  # feature rows due a score (with a model)
+    rows_judged: int = 0  # ... of which the model judged; the rest could not yield a verdict
 
 
 StateLoader = Callable[[str], UserState | None]
@@ -106,11 +108,13 @@ def run_batch(detector: Detector, messages: Sequence[Message], load_state: State
             states[uid] = state
     out.processed = len(events)
     events, sources = _not_yet_applied(events, sources, states, out)
+    due, judged = detector.rows_due, detector.rows_judged
     try:
         fired = detector.process_batch(events, states)
     except Exception:
         log.exception("detection core failed on a batch; retrying event by event")
         fired = _one_by_one(detector, events, sources, reload_state or load_state, states, out)
+    out.rows_due, out.rows_judged = detector.rows_due - due, detector.rows_judged - judged
     for f in fired:
         (out.folded if f.folded else out.alerts).append(f.alert)
     out.states = {uid: (st, partition_of[uid]) for uid, st in states.items()}

@@ -85,6 +85,10 @@ class Metrics:
                                      "Partitions handed over from past their committed "
                                      "offset; the worker stops so a restart reads the "
                                      "skipped events", registry=r)
+        self._model_rows = Counter("accesswatch_model_rows",
+                                   "Feature rows due a score: judged by the model, or kept "
+                                   "from it because no column could explain a verdict",
+                                   ["outcome"], registry=r)
         self._children: dict[tuple[str, ...], Any] = {}
 
     def record(self, out: BatchOutcome, messages: int, seconds: float, now: float) -> None:
@@ -99,6 +103,9 @@ class Metrics:
         self.processed.inc(out.processed)
         if out.skipped:
             self.replay_skipped("event").inc(out.skipped)
+        if out.rows_due:
+            self.model_rows("judged").inc(out.rows_judged)
+            self.model_rows("not_explainable").inc(out.rows_due - out.rows_judged)
         self.consumed.inc(messages)
         self.batch_size.observe(messages)
         self.batch_seconds.observe(seconds)
@@ -112,6 +119,16 @@ class Metrics:
         for rule_id, severity in rules:
             self.alert(rule_id, severity)
             self.folded(rule_id)
+
+    def expect_model_rows(self) -> None:
+        """Both row counters from zero (see ``expect_alerts``); they stay there without a
+        model."""
+        for outcome in ("judged", "not_explainable"):
+            self.model_rows(outcome)
+
+    def model_rows(self, outcome: str) -> Any:
+        """``outcome``: ``judged`` or ``not_explainable``."""
+        return self._child(("rows", outcome), self._model_rows, outcome)
 
     def forget_lag(self, partitions: Iterable[int]) -> None:
         """Drop the lag of partitions this worker gave up: their new owner reports it."""

@@ -173,6 +173,10 @@ class Detector:
         self.ref = ref if ref is not None else ReferenceData()
         self.clock = clock
         self.model: Model | None = None
+        # Feature rows so far: due a score, and of those sent to the model (the rest
+        # could not yield a verdict).  Counted for the worker's metrics.
+        self.rows_due = 0
+        self.rows_judged = 0
         self.set_rules(rules if rules is not None else load_rules())
         self.set_model(model)
 
@@ -272,6 +276,7 @@ class Detector:
         waiting: list[tuple[int, EventContext, UserState, int]] = []
         rows: list[Row] = []
         worth_judging = self.model.worth_judging
+        due = 0
         for i, event in enumerate(events):
             uid = event.user_id
             state = states.get(uid)
@@ -279,16 +284,21 @@ class Detector:
                 state = states[uid] = UserState()
             ctx = EventContext(event, ref, state.last_t, grace, lateness)
             row = observe(state.behaviour, ctx)
-            if row is not None and worth_judging(row):
-                held.add(uid)
-                waiting.append((i, ctx, state, len(rows)))
-                rows.append(row)
-            elif held and uid in held:
+            if row is not None:
+                due += 1
+                if worth_judging(row):
+                    held.add(uid)
+                    waiting.append((i, ctx, state, len(rows)))
+                    rows.append(row)
+                    continue
+            if held and uid in held:
                 waiting.append((i, ctx, state, -1))
             else:
                 fired = process(ctx, state, None)
                 if fired:
                     out.extend(_at(fired, i))
+        self.rows_due += due
+        self.rows_judged += len(rows)
         if not waiting:
             return out
         verdicts = self.model.judge(rows)

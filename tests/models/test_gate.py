@@ -82,13 +82,26 @@ def test_no_row_the_model_could_explain_is_kept_from_it(
     assert model.worth_judging(replace(quiet, values=(1e6, *QUIET[1:])))
 
 
-def _alerts(events: list, ref: ReferenceData, model: AnomalyModel) -> dict[str, dict]:
-    detector = Detector(None, ref, model=model)
+def _alerts(events: list, ref: ReferenceData, model: AnomalyModel,
+            detector: Detector | None = None) -> dict[str, dict]:
+    detector = detector or Detector(None, ref, model=model)
     states: dict[str, UserState] = {}
     book = AlertBook()
     for i in range(0, len(events), 1000):
         book.add(detector.process_batch(events[i : i + 1000], states))
     return {k: msgspec.to_builtins(v) for k, v in book.alerts.items()}
+
+
+def test_the_detector_counts_rows_due_and_rows_judged(
+    force: Path, ref: ReferenceData, model: AnomalyModel
+) -> None:
+    with (force / "events.jsonl").open("rb") as f:
+        events = [decode_event(line) for _, line in zip(range(60000), f, strict=False)]
+    rows = Detector(None, ref).feature_rows(events, {})  # what training would see
+    detector = Detector(None, ref, model=model)
+    _alerts(events, ref, model, detector)
+    assert detector.rows_due == len(rows) > 0
+    assert detector.rows_judged == sum(model.worth_judging(r) for r in rows) > 0
 
 
 def test_rows_kept_from_the_model_change_no_alert(

@@ -21,9 +21,10 @@ NAMES = {
     "accesswatch_model_info", "accesswatch_rules_reload_failures_total",
     "accesswatch_model_reload_failures_total", "accesswatch_replay_skipped_total",
     "accesswatch_consumer_gaps_total", "accesswatch_partitions_assigned",
+    "accesswatch_model_rows_total",
 }
 ALLOWED_LABELS = {"reason", "rule_id", "severity", "partition", "kind", "op", "version",
-                  "rules", "le", "what"}
+                  "rules", "le", "what", "outcome"}
 
 
 def recorded() -> CollectorRegistry:
@@ -31,6 +32,7 @@ def recorded() -> CollectorRegistry:
     m = Metrics(registry)
     msgs = messages()
     out = run_batch(Detector(load_rules(), build_force()), msgs, lambda uid: None)
+    out.rows_due, out.rows_judged = 9, 2  # as a batch with a model would say
     m.record(out, len(msgs), 0.01, now=1e10)
     m.lag(2).set(5)
     m.reference("staff").set(7)
@@ -71,6 +73,8 @@ def test_counts_add_up() -> None:
     assert consumed == value("accesswatch_events_processed_total") + rejected
     assert value("accesswatch_alerts_total", rule_id="AW-011", severity="critical") == 1
     assert value("accesswatch_events_rejected_total", reason="invalid_utf8") == 1
+    assert value("accesswatch_model_rows_total", outcome="judged") == 2
+    assert value("accesswatch_model_rows_total", outcome="not_explainable") == 7
 
 
 def test_label_children_are_cached() -> None:
