@@ -7,16 +7,14 @@ import math
 from dataclasses import replace
 from pathlib import Path
 
-import msgspec
-
-from accesswatch.backtest import AlertBook
 from accesswatch.contract.events import decode_event
-from accesswatch.core import Detector, UserState
+from accesswatch.core import Detector
 from accesswatch.core.features import Row
 from accesswatch.reference import ReferenceData
 from models import AnomalyModel
 from models.anomaly import COLUMNS
 from models.train import feature_rows
+from tests.models.test_model_contract import run_alerts
 
 QUIET = (0.0, 5.0, 0.0, 600.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)  # nothing stands out
 
@@ -82,16 +80,6 @@ def test_no_row_the_model_could_explain_is_kept_from_it(
     assert model.worth_judging(replace(quiet, values=(1e6, *QUIET[1:])))
 
 
-def _alerts(events: list, ref: ReferenceData, model: AnomalyModel,
-            detector: Detector | None = None) -> dict[str, dict]:
-    detector = detector or Detector(None, ref, model=model)
-    states: dict[str, UserState] = {}
-    book = AlertBook()
-    for i in range(0, len(events), 1000):
-        book.add(detector.process_batch(events[i : i + 1000], states))
-    return {k: msgspec.to_builtins(v) for k, v in book.alerts.items()}
-
-
 def test_the_detector_counts_rows_due_and_rows_judged(
     force: Path, ref: ReferenceData, model: AnomalyModel
 ) -> None:
@@ -99,7 +87,7 @@ def test_the_detector_counts_rows_due_and_rows_judged(
         events = [decode_event(line) for _, line in zip(range(60000), f, strict=False)]
     rows = Detector(None, ref).feature_rows(events, {})  # what training would see
     detector = Detector(None, ref, model=model)
-    _alerts(events, ref, model, detector)
+    run_alerts(events, ref, model, 1000, detector)
     assert detector.rows_due == len(rows) > 0
     assert detector.rows_judged == sum(model.worth_judging(r) for r in rows) > 0
 
@@ -109,8 +97,8 @@ def test_rows_kept_from_the_model_change_no_alert(
 ) -> None:
     with (force / "events.jsonl").open("rb") as f:
         events = [decode_event(line) for line in f]
-    gated = _alerts(events, ref, model)
+    gated = run_alerts(events, ref, model, 1000)
     everything = replace(model)  # same model, its own caches
     everything.worth_judging = lambda row: True  # type: ignore[method-assign]
-    assert gated == _alerts(events, ref, everything)
+    assert gated == run_alerts(events, ref, everything, 1000)
     assert any(a["rule_id"] == model.rule_id for a in gated.values()), "no model alert"

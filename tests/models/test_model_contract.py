@@ -43,8 +43,10 @@ def test_scores_separate_behavioural_incidents(
     assert all(auc >= 0.9 for auc in aucs.values()), aucs
 
 
-def _run(events, ref, model, batch: int) -> dict[str, dict]:
-    detector = Detector(None, ref, model=model)
+def run_alerts(events, ref, model, batch: int,  # type: ignore[no-untyped-def]
+               detector: Detector | None = None) -> dict[str, dict]:
+    """The alerts ``events`` raise, by id, fed to a detector ``batch`` at a time."""
+    detector = detector or Detector(None, ref, model=model)
     states: dict[str, UserState] = {}
     book = AlertBook()
     for i in range(0, len(events), batch):
@@ -57,10 +59,10 @@ def test_alerts_do_not_depend_on_batch_size(
 ) -> None:
     with (force / "events.jsonl").open("rb") as f:
         events = [decode_event(line) for _, line in zip(range(60000), f, strict=False)]
-    whole = _run(events, ref, model, 100000)
+    whole = run_alerts(events, ref, model, 100000)
     assert any(a["rule_id"] == model.rule_id for a in whole.values()), "no model alert to compare"
     for batch in (1, 37, 1000):
-        assert _run(events, ref, model, batch) == whole, batch
+        assert run_alerts(events, ref, model, batch) == whole, batch
 
 
 def test_model_alerts_carry_model_and_readable_reasons(
@@ -68,7 +70,8 @@ def test_model_alerts_carry_model_and_readable_reasons(
 ) -> None:
     with (force / "events.jsonl").open("rb") as f:
         events = [decode_event(line) for line in f]
-    alerts = [a for a in _run(events, ref, model, 2000).values() if a["rule_id"] == model.rule_id]
+    alerts = [a for a in run_alerts(events, ref, model, 2000).values()
+              if a["rule_id"] == model.rule_id]
     assert alerts
     for alert in alerts:
         m = alert["model"]
