@@ -15,7 +15,7 @@ import msgspec
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from accesswatch.core import Alert
-from streams import fetch_backoff
+from streams import aiokafka_guards, fetch_backoff
 from streams.connect import aiokafka_options
 from streams.settings import Settings
 
@@ -48,6 +48,7 @@ async def tail(s: Settings, partitions: int, *, from_beginning: bool, max_alerts
                out: TextIO = sys.stdout) -> int:
     """Print alerts as they arrive; returns how many were shown."""
     fetch_backoff.install(s.empty_fetch_backoff_ms or 50)
+    aiokafka_guards.install()
     consumer = AIOKafkaConsumer(**aiokafka_options(s), group_id=None, enable_auto_commit=False)
     await consumer.start()
     shown = 0

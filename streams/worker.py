@@ -10,7 +10,7 @@ import sys
 from prometheus_client import REGISTRY, disable_created_metrics
 
 from accesswatch.rules import load_rules
-from streams import fetch_backoff, recovery_order
+from streams import aiokafka_guards, fetch_backoff, recovery_order
 from streams.connect import quiet_kafka_logs, wait_for_broker
 from streams.metrics import Metrics
 from streams.serve import serve_metrics
@@ -59,6 +59,7 @@ def run_worker(settings: Settings) -> int:
     from streams.app import Pipeline
 
     fetch_backoff.install(settings.empty_fetch_backoff_ms)
+    aiokafka_guards.install()  # a broker restart must not stall the consumer for good
     recovery_order.install()
     disable_created_metrics()  # *_created series double the count and no dashboard reads them
     metrics = Metrics(REGISTRY)

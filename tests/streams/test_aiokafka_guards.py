@@ -1,0 +1,144 @@
+"""The guards around aiokafka (streams/aiokafka_guards.py), each on the failure it stops.
+
+The metadata wake: the task's periodic update is
+under way when a rebalance adds topics and asks for metadata; the update ends,
+sees the topic list changed, and goes back to sleep for ``metadata_max_age_ms``
+without answering, and the rebalance waits as long.  No broker needed: the
+task runs for real, only its request to the broker is stood in for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from aiokafka import errors
+from aiokafka.client import AIOKafkaClient
+from aiokafka.conn import AIOKafkaConnection
+
+from streams import aiokafka_guards as guards
+
+ASLEEP = 300.0  # aiokafka's default metadata_max_age_ms, in seconds
+
+
+async def rebalance_waits(wake: bool, monkeypatch: pytest.MonkeyPatch) -> float:
+    """Seconds the rebalance's wait for metadata took (``ASLEEP`` if it never ended)."""
+    if wake:
+        monkeypatch.setattr(AIOKafkaClient, "force_metadata_update",
+                            guards._force_metadata_update)
+        monkeypatch.setattr(AIOKafkaClient, "_maybe_wait_metadata",
+                            guards._maybe_wait_metadata)
+    else:
+        monkeypatch.setattr(AIOKafkaClient, "force_metadata_update", guards._force)
+        monkeypatch.setattr(AIOKafkaClient, "_maybe_wait_metadata", guards._wait)
+    client = AIOKafkaClient(bootstrap_servers="127.0.0.1:9", metadata_max_age_ms=10)
+    client.set_topics(["events"])
+    started, release = asyncio.Event(), asyncio.Event()
+    updates = 0
+
+    async def update(cluster: object, topics: object) -> bool:
+        nonlocal updates
+        updates += 1
+        if updates == 1:  # the periodic update, still under way when the rebalance comes
+            started.set()
+            await release.wait()
+            return False  # the broker had just gone away
+        return True
+
+    client._metadata_update = update  # type: ignore[method-assign]
+    client._md_update_waiter = asyncio.get_running_loop().create_future()
+    task = asyncio.ensure_future(client._md_synchronizer())
+    try:
+        await started.wait()
+        client._metadata_max_age_ms = int(ASLEEP * 1000)
+        client.set_topics(["events", "changelog"])  # the rebalance: more topics
+        release.set()
+        t0 = asyncio.get_running_loop().time()
+        try:
+            await asyncio.wait_for(client._maybe_wait_metadata(), timeout=2.0)
+        except TimeoutError:
+            return ASLEEP
+        return asyncio.get_running_loop().time() - t0
+    finally:
+        task.cancel()
+
+
+def test_without_the_wake_a_rebalance_waits_for_the_next_periodic_update(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    assert asyncio.run(rebalance_waits(False, monkeypatch)) == ASLEEP
+
+
+def test_with_the_wake_it_gets_its_metadata_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert asyncio.run(rebalance_waits(True, monkeypatch)) < 1.0
+
+
+class ClosedTransport:
+    """What uvloop's transport does with a write once the peer has reset it."""
+
+    def write(self, data: bytes) -> None:
+        raise RuntimeError("unable to perform operation on <TCPTransport closed=True>; "
+                           "the handler is closed")
+
+    def close(self) -> None:
+        pass
+
+
+class OpenReader:
+    def at_eof(self) -> bool:
+        return False
+
+
+def reset_connection() -> AIOKafkaConnection:
+    async def make() -> AIOKafkaConnection:
+        conn = AIOKafkaConnection("127.0.0.1", 9, max_idle_ms=60_000)
+        conn._writer = ClosedTransport()  # type: ignore[assignment]
+        conn._reader = OpenReader()  # type: ignore[assignment]
+        conn._read_task = asyncio.get_running_loop().create_future()
+        conn._version_info = None
+        return conn
+    return asyncio.run(make())
+
+
+def test_a_write_on_a_reset_connection_is_a_connection_error() -> None:
+    from aiokafka.protocol.metadata import MetadataRequest
+
+    request = MetadataRequest([])
+    unguarded = reset_connection()
+    with pytest.raises(RuntimeError):  # what aiokafka lets escape
+        guards._send(unguarded, request)
+    unguarded.close()
+    conn = reset_connection()
+    with pytest.raises(errors.KafkaConnectionError, match="broken"):
+        guards._guarded_send(conn, request)
+    assert conn._writer is None  # closed, so the next request opens a new one
+
+
+def test_a_failing_update_does_not_end_the_metadata_task(
+        caplog: pytest.LogCaptureFixture) -> None:
+    async def run() -> bool:
+        client = AIOKafkaClient(bootstrap_servers="127.0.0.1:9")
+
+        async def broken(self: object, cluster: object, topics: object) -> bool:
+            raise RuntimeError("the handler is closed")
+
+        real, guards._update = guards._update, broken  # type: ignore[assignment]
+        try:
+            return await guards._metadata_update(client, client.cluster, set())
+        finally:
+            guards._update = real
+    assert asyncio.run(run()) is False
+    assert "metadata update failed, will retry: RuntimeError" in caplog.text
+
+
+def test_install_patches_every_client_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Recorded first, so the originals come back after the test.
+    monkeypatch.setattr(AIOKafkaConnection, "send", guards._send)
+    monkeypatch.setattr(AIOKafkaClient, "_metadata_update", guards._update)
+    monkeypatch.setattr(AIOKafkaClient, "force_metadata_update", guards._force)
+    monkeypatch.setattr(AIOKafkaClient, "_maybe_wait_metadata", guards._wait)
+    guards.install()
+    guards.install()
+    assert AIOKafkaConnection.send is guards._guarded_send
+    assert AIOKafkaClient._metadata_update is guards._metadata_update
+    assert AIOKafkaClient.force_metadata_update is guards._force_metadata_update
+    assert AIOKafkaClient._maybe_wait_metadata is guards._maybe_wait_metadata
