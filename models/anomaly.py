@@ -89,8 +89,7 @@ class AnomalyModel:
     def columns(self, rows: Sequence[Row]) -> np.ndarray:
         """Rows of raw values → the model's columns, vectorised."""
         raw = np.array([r.values for r in rows], dtype=np.float64).reshape(len(rows), len(RAW))
-        fallback = self.peer_usual.get("*", 1.0)
-        peer = np.array([self.peer_usual.get(r.peer, fallback) for r in rows], dtype=np.float64)
+        peer = np.array([self._usual(r.peer) for r in rows], dtype=np.float64)
         opens, usual = raw[:, _I["opens_1h"]], raw[:, _I["usual_per_hour"]]
         usual = np.where(usual > 0, usual, peer)
         out = np.empty((len(rows), len(COLUMNS)), dtype=np.float64)
@@ -112,10 +111,19 @@ class AnomalyModel:
         """Per-row median and spread: the row's peer group's, else the force's."""
         groups = sorted({r.peer for r in rows})
         index = {g: i for i, g in enumerate(groups)}
-        med = np.array([self.peer_median.get(g, self.median) for g in groups])
-        sc = np.array([self.peer_scale.get(g, self.scale) for g in groups])
+        spreads = [self._spread(g) for g in groups]
+        med = np.array([median for median, _ in spreads])
+        sc = np.array([scale for _, scale in spreads])
         which = np.fromiter((index[r.peer] for r in rows), dtype=np.intp, count=len(rows))
         return med[which], sc[which]
+
+    def _usual(self, peer: str) -> float:
+        """The peer group's usual opens an hour; the force's for a group too small to learn."""
+        return self.peer_usual.get(peer, self.peer_usual.get("*", 1.0))
+
+    def _spread(self, peer: str) -> tuple[list[float], list[float]]:
+        """The peer group's median and spread per column; the force's for a small group."""
+        return self.peer_median.get(peer, self.median), self.peer_scale.get(peer, self.scale)
 
     @property
     def _explaining(self) -> np.ndarray:
@@ -146,9 +154,9 @@ class AnomalyModel:
         ``judge`` gives a verdict only to an ``explainable`` row: one with an
         explaining column at least ``min_z`` above its peer group's median, tested
         on columns built with numpy.  Here the same test is one comparison per
-        column on the raw values, against bounds worked out once per peer group.  Nearly every row
-        fails it, so the detector holds back a member's events for the batch's
-        verdicts only when one could come.  The bounds are loosened by a hair:
+        column on the raw values, against bounds worked out once per peer group.
+        Nearly every row fails it, so the detector holds back a member's events
+        for the batch's verdicts only when one could come.  The bounds are loosened by a hair:
         rounding can let a row through (``judge`` then decides exactly), never
         keep one out.
         """
@@ -169,11 +177,10 @@ class AnomalyModel:
         )
 
     def _make_bounds(self, peer: str) -> _Bounds:
-        median = self.peer_median.get(peer, self.median)
-        scale = self.peer_scale.get(peer, self.scale)
+        median, scale = self._spread(peer)
         # A column's value that is min_z above its median, for each explaining column.
         at = {name: median[j] + self.min_z * scale[j] for j, name in enumerate(COLUMNS)}
-        peer_usual = self.peer_usual.get(peer, self.peer_usual.get("*", 1.0))
+        peer_usual = self._usual(peer)
         speed = at["speed_10m"]  # 600 / max(gap, 1): gaps at most 600 / speed qualify
         return _Bounds(
             peer=peer_usual,
@@ -227,7 +234,7 @@ class AnomalyModel:
 
     def _value_and_baseline(self, row: Row, name: str, j: int) -> tuple[float, float | None]:
         v = dict(zip(RAW, row.values, strict=True))
-        peer = self.peer_usual.get(row.peer, self.peer_usual.get("*", 1.0))
+        peer = self._usual(row.peer)
         plain = {
             "opens_1h": (v["opens_1h"], v["usual_per_hour"] or peer),
             "opens_vs_usual": (v["opens_1h"], v["usual_per_hour"] or None),
@@ -241,12 +248,12 @@ class AnomalyModel:
         }
         value, baseline = plain[name]
         if baseline is None:
-            baseline = _inverse(name, self.peer_median.get(row.peer, self.median)[j])
+            baseline = _inverse(name, self._spread(row.peer)[0][j])
         return round(float(value), 3), None if baseline is None else round(float(baseline), 3)
 
     def _reasons(self, row: Row, top: list[dict[str, float | str | None]]) -> list[str]:
         v = dict(zip(RAW, row.values, strict=True))
-        peer = self.peer_usual.get(row.peer, self.peer_usual.get("*", 1.0))
+        peer = self._usual(row.peer)
         said: set[str] = set()
         out = []
         for f in top:
