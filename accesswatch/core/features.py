@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass
-from itertools import pairwise
-from operator import itemgetter
+from operator import sub
 
 import msgspec
 
@@ -23,7 +22,6 @@ RECENT = 600.0  # "rapid succession": the last ten minutes
 KNOWN_TERMINALS = 24
 CASUAL_TYPES = frozenset({"vehicle", "address"})
 PRINTS = frozenset({"print", "export"})
-_time = itemgetter(0)  # an entry's event time, the sort key
 
 # Raw values the tracker emits, in this order.  The model derives its own
 # columns (ratios to the member's and the peer group's usual) from these.
@@ -41,24 +39,40 @@ RAW = (
 )
 
 
-class Behaviour(msgspec.Struct, gc=False):
-    """The slice of per-user state the features need."""
+# What ``Behaviour.flags`` records of each open or print, as bits.
+DOUBTFUL = 1  # a person or incident opened with no justifying case
+AWAY = 2  # ... and from another area than the member's
+PRINTED = 4  # printed or exported
+BARE = 8  # no record: a print or export of a search or list
+BARE_PRINT = PRINTED | BARE
+# The member's first events teach their terminals; a new one after these is news.
+LEARNING = 20
 
-    # (t, subject_id, flags) for opens in the last hour; flags: 1 suspect, 2 out of area, 4 print
-    recent: list[tuple[float, str, int]] = msgspec.field(default_factory=list)
-    hour: float = -1.0
-    hour_count: float = 0.0
+
+class Behaviour(msgspec.Struct, array_like=True, gc=False):
+    """The slice of per-user state the features need.
+
+    The last hour's opens and prints are three parallel columns, oldest first:
+    event times, record ids ("" for a print of no record) and flags (the bits
+    above, one byte each).  A column of plain values per field, rather than a
+    tuple per open, keeps a member's state a few compact objects: this state
+    is touched on every event, among thousands of members', and encoded after
+    every batch.  Stored as an array, so field names are not written each time.
+    """
+
+    times: list[float] = msgspec.field(default_factory=list)
+    sids: list[str] = msgspec.field(default_factory=list)
+    flags: bytearray = msgspec.field(default_factory=bytearray)
+    hour_end: float = 0.0  # end of the clock hour being counted (0 before the first event)
+    hour_count: int = 0
     usual: float = 0.0
     active_hours: float = 0.0
     last_t: float = 0.0
     next_score: float = 0.0
     terminals: list[str] = msgspec.field(default_factory=list)
-    seen: int = 0
+    seen: int = 0  # events seen, counted up to LEARNING + 1
     # An odd hour counts once towards risk, however many rows it scores.
     odd_until: float = 0.0
-    # Running counts over ``recent``: [opens, doubtful opens, out-of-area opens, prints].
-    # None (a state stored before they existed) until a row next needs them.
-    tally: list[int] | None = None
 
 
 @dataclass(slots=True)
@@ -76,15 +90,16 @@ def observe(b: Behaviour, ctx: EventContext) -> Row | None:
     """Fold one event into ``b``; return a row when this member is due a score.
 
     This runs for every event, so the common case (an open in time order, from
-    the member's usual terminal, not yet due a score) does its bookkeeping with
-    few calls, and the hour window is trimmed only when a score is considered:
-    a row always sees exactly the last hour, however late the trim.
+    the member's usual terminal, not yet due a score) is a few appends, and
+    the hour is trimmed and counted only when a score is considered: a row
+    always sees exactly the last hour, however late the trim.
     """
     ev, t = ctx.event, ctx.t
     last = b.last_t
     if t > last:
         b.last_t = t
-    b.seen += 1
+    if b.seen <= LEARNING:
+        b.seen += 1
     terminal, terminals = ev.terminal_id, b.terminals
     # Most events come from the terminal the member last started using.
     new_terminal = (not terminals or terminals[-1] != terminal) and _terminal(b, terminal)
@@ -93,11 +108,11 @@ def observe(b: Behaviour, ctx: EventContext) -> Row | None:
     if sid is None:
         if not printed:
             return None
-        flags = 4
+        sid, flag = "", BARE_PRINT
     elif ctx.subject_type in CASUAL_TYPES or ctx.justified:
-        flags = 4 if printed else 0
+        flag = PRINTED if printed else 0
     else:
-        flags = 5 if printed else 1
+        flag = PRINTED | DOUBTFUL if printed else DOUBTFUL
         staff, subject = ctx.staff, ctx.subject
         if (
             staff is not None
@@ -106,31 +121,27 @@ def observe(b: Behaviour, ctx: EventContext) -> Row | None:
             and subject.area != staff.area
             and ctx.ref.is_area(staff.area)
         ):
-            flags |= 2
-    if t // HOUR > b.hour:  # b.hour is -1 before the first
+            flag |= AWAY
+    if t >= b.hour_end:
         _next_hour(b, t)
     b.hour_count += 1
-    entry = (t, sid or "", flags)
-    recent, tally = b.recent, b.tally
-    if not recent or recent[-1][0] <= t:
-        recent.append(entry)
-    else:
-        bisect.insort(recent, entry, key=_time)
-    if tally is not None:
-        if flags:
-            _count(tally, entry, 1)
-        else:  # an open (flags 0 always has a record)
-            tally[0] += 1
+    times = b.times
+    if not times or times[-1] <= t:
+        times.append(t)
+        b.sids.append(sid)
+        b.flags.append(flag)
+    else:  # a late arrival, in its place
+        i = bisect.bisect_right(times, t)
+        times.insert(i, t)
+        b.sids.insert(i, sid)
+        b.flags.insert(i, flag)
     if t < b.next_score:
         return None
     horizon = b.last_t - HOUR
-    if recent[0][0] < horizon:
-        cut = bisect.bisect_left(recent, horizon, key=_time)
-        if tally is not None:
-            for gone in recent[:cut]:
-                _count(tally, gone, -1)
-        del recent[:cut]
-    if not _busy(b, t, flags):
+    if times[0] < horizon:
+        cut = bisect.bisect_left(times, horizon)
+        del times[:cut], b.sids[:cut], b.flags[:cut]
+    if not flag and not _busy(b, t):
         return None
     b.next_score = t + SCORE_EVERY
     staff = ctx.staff
@@ -139,54 +150,47 @@ def observe(b: Behaviour, ctx: EventContext) -> Row | None:
     return Row(ev.user_id, ev.event_id, t, peer, _values(b, ctx, t, new_terminal, idle))
 
 
-def _busy(b: Behaviour, t: float, flags: int) -> bool:
-    """Worth a score: a burst, a print or export, or a doubtful open.
+def _busy(b: Behaviour, t: float) -> bool:
+    """Worth a score though this open is plain: a burst, or more than usual.
 
-    A member opening a justified record every quarter of an hour, as usual,
-    tells the model nothing it has not seen; skipping them keeps scoring cheap.
+    (A print or export, or a doubtful open, is always worth one.)  A member
+    opening a justified record every quarter of an hour, as usual, tells the
+    model nothing it has not seen; skipping them keeps scoring cheap.
     """
-    if flags:
-        return True
-    recent = b.recent
-    n = len(recent)
-    return (n >= 3 and recent[n - 3][0] >= t - RECENT) or n > b.usual + 2
+    times = b.times
+    n = len(times)
+    return (n >= 3 and times[n - 3] >= t - RECENT) or n > b.usual + 2
 
 
 def _values(
     b: Behaviour, ctx: EventContext, t: float, new_terminal: bool, idle: float
 ) -> tuple[float, ...]:
-    recent_all = b.recent
+    times = b.times
+    end = len(times)
     # In order (the usual case) the member's last hour is everything kept.
-    if recent_all[-1][0] <= t:
-        hi = len(recent_all)
-    else:
-        hi = bisect.bisect_right(recent_all, t, key=_time)
-    lo = 0
-    if recent_all[0][0] < t - HOUR:
-        lo = bisect.bisect_left(recent_all, t - HOUR, key=_time)
-    # The hour's opens, doubtful and out-of-area opens and prints: in order (the usual
-    # case) the hour is everything kept, and the running counts cover it.
-    if lo == 0 and hi == len(recent_all):
-        if b.tally is None:
-            b.tally = _tally(recent_all)
-        n, suspect, away, prints = b.tally
-    else:
-        n, suspect, away, prints = _tally(recent_all[lo:hi])
+    hi = end if times[-1] <= t else bisect.bisect_right(times, t)
+    lo = 0 if times[0] >= t - HOUR else bisect.bisect_left(times, t - HOUR)
+    flags = b.flags if lo == 0 and hi == end else b.flags[lo:hi]
+    count = flags.count
+    bare = count(BARE_PRINT)
+    n = hi - lo - bare  # opens
+    doubtful = n - count(0) - count(PRINTED)
+    away = count(DOUBTFUL | AWAY) + count(PRINTED | DOUBTFUL | AWAY)
+    prints = bare + count(PRINTED) + count(PRINTED | DOUBTFUL) + count(PRINTED | DOUBTFUL | AWAY)
     # The last ten minutes' opens: the end of the hour.
     since = t - RECENT
-    if recent_all[lo][0] >= since:
-        start = lo
-    else:
-        start = bisect.bisect_left(recent_all, since, lo, hi, key=_time)
-    window = recent_all[start:hi]
-    times = [e[0] for e in window if e[1]]
-    distinct = len({e[1] for e in window if e[1]})
-    if len(times) < 2:
+    start = lo if times[lo] >= since else bisect.bisect_left(times, since, lo, hi)
+    recent, sids = times[start:hi], b.sids[start:hi]
+    if bare and b.flags.find(BARE_PRINT, start, hi) >= 0:  # a print of no record is no open
+        opened = [i for i, sid in enumerate(sids) if sid]
+        recent, sids = [recent[i] for i in opened], [sids[i] for i in opened]
+    k = len(recent)
+    if k < 2:
         median_gap = RECENT
-    elif len(times) == 2:
-        median_gap = times[1] - times[0]
+    elif k == 2:
+        median_gap = recent[1] - recent[0]
     else:
-        gaps = sorted([b2 - a for a, b2 in pairwise(times)])
+        gaps = sorted(map(sub, recent[1:], recent))
         median_gap = gaps[len(gaps) // 2]
     roster = ctx.ref.roster(ctx.event.user_id)
     off = 0.0
@@ -195,9 +199,9 @@ def _values(
     return (
         float(n),
         b.usual,
-        float(distinct),
+        float(len(set(sids))),
         median_gap,
-        suspect / n if n else 0.0,
+        doubtful / n if n else 0.0,
         float(away),
         float(prints),
         off,
@@ -206,39 +210,15 @@ def _values(
     )
 
 
-def _tally(entries: list[tuple[float, str, int]]) -> list[int]:
-    """Running counts for ``entries`` counted afresh."""
-    tally = [0, 0, 0, 0]
-    for entry in entries:
-        _count(tally, entry, 1)
-    return tally
-
-
-def _count(tally: list[int], entry: tuple[float, str, int], step: int) -> None:
-    """Add (``step`` 1) or take away (-1) one ``recent`` entry from the running counts."""
-    _, sid, flags = entry
-    if flags & 4:
-        tally[3] += step
-    if sid:
-        tally[0] += step
-        if flags & 1:
-            tally[1] += step
-        if flags & 2:
-            tally[2] += step
-
-
 def _next_hour(b: Behaviour, t: float) -> None:
     """Close the member's hour: their usual opens per active hour, winsorised
     like the volume rule's."""
-    hour = t // HOUR
-    if b.hour < 0:
-        b.hour = hour
-    if hour > b.hour:
-        if b.hour_count > 0:
-            capped = min(b.hour_count, 3 * b.usual + 5)
-            b.usual = b.hour_count if b.active_hours == 0 else b.usual + 0.1 * (capped - b.usual)
-            b.active_hours += 1
-        b.hour, b.hour_count = hour, 0.0
+    if b.hour_end and b.hour_count > 0:
+        capped = min(b.hour_count, 3 * b.usual + 5)
+        b.usual = float(b.hour_count) if b.active_hours == 0 else b.usual + 0.1 * (capped - b.usual)
+        b.active_hours += 1
+    b.hour_end = (t // HOUR + 1) * HOUR
+    b.hour_count = 0
 
 
 def _terminal(b: Behaviour, terminal: str) -> bool:
@@ -247,4 +227,4 @@ def _terminal(b: Behaviour, terminal: str) -> bool:
         return False
     b.terminals = [*b.terminals, terminal][-KNOWN_TERMINALS:]
     # The first few terminals are learning, not news.
-    return b.seen > 20
+    return b.seen > LEARNING

@@ -38,7 +38,10 @@ class UserState(msgspec.Struct):
     risk_evidence: list[str] = msgspec.field(default_factory=list)
     risk_reasons: list[str] = msgspec.field(default_factory=list)
     # Behavioural features for the anomaly model (tracked only when a model is loaded).
-    behaviour: Behaviour = msgspec.field(default_factory=Behaviour)
+    # Stored under a new key since the compact layout: a state stored before it
+    # carries a "behaviour" map that decoding ignores, and that member's tracking
+    # starts afresh (their usual rate is relearnt within hours).
+    behaviour: Behaviour = msgspec.field(default_factory=Behaviour, name="behaviour_v2")
 
 
 _encoder = msgspec.msgpack.Encoder()

@@ -1,20 +1,23 @@
-"""Feature tracking: the running counts agree with counting the hour afresh, in any order."""
+"""Feature tracking: every row holds what counting its hour afresh gives, in any order."""
 
 from __future__ import annotations
 
 import random
+from itertools import pairwise
+from statistics import median_high
 
 import msgspec
 import pytest
 
 from accesswatch.core.context import EventContext
-from accesswatch.core.features import HOUR, Behaviour, Row, observe
+from accesswatch.core.features import HOUR, RAW, RECENT, Behaviour, observe
 from accesswatch.core.state import UserState, decode_state, encode_state
 from tests.core.force import T0, build_force, ev
 
 REF = build_force()
 SUBJECTS = ["P-X", "P-VIC", "P-VIP", "P-NB", "V-1", *(f"P-S{i}" for i in range(8)),
             *(f"P-N{i:03d}" for i in range(40)), None]
+AT = {name: i for i, name in enumerate(RAW)}
 
 
 def feed(seed: int, n: int = 1500) -> list:
@@ -31,74 +34,103 @@ def feed(seed: int, n: int = 1500) -> list:
     return out
 
 
-def rows(events: list, recount: bool) -> list[Row]:
-    b, out = Behaviour(), []
-    for e in events:
-        if recount:
-            b.tally = None  # forget the running counts: the hour is counted afresh
-        row = observe(b, EventContext(e, REF, 0.0, 0.0, 0.0))
+def ctx(e) -> EventContext:  # type: ignore[no-untyped-def]
+    return EventContext(e, REF, 0.0, 0.0, 0.0)
+
+
+def afresh(seen: list, e) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    """A row's hour and ten minutes worked out from every event seen so far, in plain terms."""
+    latest = max(s.t for s in seen)
+    hour = [s for s in seen if latest - HOUR <= s.t <= e.t]
+    opens = [s for s in hour if s.subject_id]
+    doubtful = [s for s in opens if REF.subjects[s.subject_id].subject_type == "person"
+                and not ctx(s).justified]
+    recent = sorted(s.t for s in opens if s.t >= e.t - RECENT)
+    gaps = [b - a for a, b in pairwise(recent)]
+    return {
+        "opens_1h": len(opens),
+        "distinct_10m": len({s.subject_id for s in opens if s.t >= e.t - RECENT}),
+        "median_gap_10m": median_high(gaps) if gaps else RECENT,
+        "unjustified_share_1h": len(doubtful) / len(opens) if opens else 0.0,
+        # The test force's member u1 works in North; the P-S records are in South.
+        "out_of_area_1h": sum(1 for s in doubtful if s.subject_id.startswith("P-S")),
+        "prints_1h": sum(1 for s in hour if s.action in ("print", "export")),
+    }
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 5, 6])
+def test_a_row_holds_exactly_what_counting_its_hour_afresh_gives(seed: int) -> None:
+    # The hour is trimmed and counted only when a score is considered, and late
+    # events go in their place: whenever that is, a row covers the events from
+    # an hour before the member's latest to its own, and ten minutes before it.
+    b, seen, checked = Behaviour(), [], 0
+    for e in feed(seed):
+        seen.append(e)
+        row = observe(b, ctx(e))
+        if row is None:
+            continue
+        want = afresh(seen, e)
+        assert {k: row.values[AT[k]] for k in want} == pytest.approx(want), e.event_id
+        checked += 1
+    assert checked > 50  # enough rows, and late events among their hours
+    assert len(b.times) == len(b.sids) == len(b.flags)
+
+
+def test_the_feed_exercises_every_count() -> None:
+    # So the comparison above could fail on each value: none of them is always 0.
+    b, values = Behaviour(), []
+    for e in feed(1):
+        row = observe(b, ctx(e))
         if row is not None:
-            out.append(row)
-    return out
+            values.append(row.values)
+    for k in ("opens_1h", "distinct_10m", "unjustified_share_1h", "out_of_area_1h", "prints_1h"):
+        assert any(v[AT[k]] > 0 for v in values), k
+    assert any(v[AT["median_gap_10m"]] < RECENT for v in values)
+    assert any(v[AT["opens_1h"]] > 5 for v in values)  # busy hours, not just single opens
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_running_counts_give_the_rows_a_fresh_count_gives(seed: int) -> None:
-    events = feed(seed)
-    kept = rows(events, recount=False)
-    assert len(kept) > 50  # enough rows, and late events among their hours
-    assert [(r.event_id, r.values) for r in kept] == \
-        [(r.event_id, r.values) for r in rows(events, recount=True)]
-    assert any(r.values[0] > 5 for r in kept)  # busy hours, not just single opens
+def test_the_hour_slides_and_its_columns_stay_aligned() -> None:
+    b = Behaviour()
+    for i in range(30):  # one open a minute, with no justifying case
+        observe(b, ctx(ev(t=T0 + 60 * i, subject=f"P-N{i:03d}")))
+    assert len(b.times) == len(b.sids) == len(b.flags) == 30
+    row = observe(b, ctx(ev(t=T0 + HOUR + 15 * 60, subject="P-X", action="print",
+                            case="C-OPEN")))
+    # Opens before minute 15 left the hour; the justified print came in.
+    assert b.sids == [*(f"P-N{i:03d}" for i in range(15, 30)), "P-X"]
+    assert len(b.times) == len(b.flags) == 16
+    assert row is not None
+    assert row.values[AT["opens_1h"]] == 16
+    assert row.values[AT["prints_1h"]] == 1
+    assert row.values[AT["unjustified_share_1h"]] == 15 / 16
 
 
-def test_a_state_stored_without_running_counts_carries_on_the_same() -> None:
+def test_a_state_carries_on_the_same_after_a_round_trip() -> None:
     events = feed(4)
     half = len(events) // 2
     state = UserState()
     for e in events[:half]:
-        observe(state.behaviour, EventContext(e, REF, 0.0, 0.0, 0.0))
-    assert state.behaviour.tally is not None
-    # As a worker before running counts existed stored it: no ``tally`` field at all.
-    as_dict = msgspec.to_builtins(state)
-    del as_dict["behaviour"]["tally"]
-    old = decode_state(msgspec.msgpack.encode(as_dict))
-    assert old.behaviour.tally is None
-    new = decode_state(encode_state(state))
+        observe(state.behaviour, ctx(e))
+    resumed = decode_state(encode_state(state))
+    assert resumed.behaviour == state.behaviour
     rest = events[half:]
-    resumed = [observe(old.behaviour, EventContext(e, REF, 0.0, 0.0, 0.0)) for e in rest]
-    same = [observe(new.behaviour, EventContext(e, REF, 0.0, 0.0, 0.0)) for e in rest]
-    assert [r.values for r in resumed if r] == [r.values for r in same if r]
-    assert any(resumed)
-    assert old.behaviour.tally == new.behaviour.tally
+    after = [observe(resumed.behaviour, ctx(e)) for e in rest]
+    same = [observe(state.behaviour, ctx(e)) for e in rest]
+    assert [r.values for r in after if r] == [r.values for r in same if r]
+    assert any(after)
 
 
-def test_the_running_counts_follow_the_hour_as_it_slides() -> None:
-    b = Behaviour(tally=[0, 0, 0, 0])  # counting from the first event
-    for i in range(30):  # one open a minute, with no justifying case
-        observe(b, EventContext(ev(t=T0 + 60 * i, subject=f"P-N{i:03d}"), REF, 0.0, 0.0, 0.0))
-    assert b.tally == [30, 30, 0, 0]
-    observe(b, EventContext(ev(t=T0 + HOUR + 15 * 60, subject="P-X", action="print",
-                               case="C-OPEN"), REF, 0.0, 0.0, 0.0))
-    # Opens before minute 15 left the hour; the justified print came in.
-    assert b.tally == [16, 15, 0, 1]
-    assert len(b.recent) == 16
-
-
-@pytest.mark.parametrize("seed", [5, 6])
-def test_a_row_counts_exactly_the_hour_behind_it(seed: int) -> None:
-    # The hour is trimmed only when a score is considered: whenever that is, a row
-    # counts the opens and prints from an hour before the member's latest event to
-    # its own, as counting the events seen so far says.
-    b, seen, checked = Behaviour(), [], 0
-    for e in feed(seed):
-        seen.append(e)
-        row = observe(b, EventContext(e, REF, 0.0, 0.0, 0.0))
-        if row is None:
-            continue
-        latest = max(s.t for s in seen)
-        hour = [s for s in seen if latest - HOUR <= s.t <= e.t]
-        assert row.values[0] == sum(1 for s in hour if s.subject_id), e.event_id
-        assert row.values[6] == sum(1 for s in hour if s.action in ("print", "export"))
-        checked += 1
-    assert checked > 50
+def test_a_state_stored_in_the_old_layout_starts_its_tracking_afresh() -> None:
+    # Before the compact layout a member's features were a map under "behaviour",
+    # with a tuple per open.  Such a state still decodes: the rules' state is kept
+    # and feature tracking starts again, rather than a worker failing its recovery.
+    state = UserState(risk=4.0)
+    old = msgspec.to_builtins(state)
+    del old["behaviour_v2"]
+    old["behaviour"] = {"recent": [[T0, "P-X", 1]], "hour": 1.0, "hour_count": 1.0,
+                        "usual": 3.0, "terminals": ["NTH-T1"], "seen": 1, "tally": None}
+    decoded = decode_state(msgspec.msgpack.encode(old))
+    assert decoded.risk == 4.0
+    assert decoded.behaviour == Behaviour()
+    observe(decoded.behaviour, ctx(ev(t=T0, subject="P-X")))
+    assert decoded.behaviour.times == [T0]
