@@ -46,6 +46,11 @@ class Staff:
     area: str
     status: str
     last_active: float | None
+    # The member's peer group for the anomaly model: role and unit.
+    peer: str = field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "peer", f"{self.role}/{self.unit}")
 
 
 @dataclass(slots=True, frozen=True)

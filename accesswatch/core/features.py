@@ -9,7 +9,6 @@ verdicts, do not depend on how a driver cuts the stream into batches.
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass
 from operator import sub
 
 import msgspec
@@ -60,23 +59,24 @@ class Behaviour(msgspec.Struct, array_like=True, gc=False):
     every batch.  Stored as an array, so field names are not written each time.
     """
 
+    # The fields every event reads come first.
+    last_t: float = 0.0
+    next_score: float = 0.0
+    hour_end: float = 0.0  # end of the clock hour being counted (0 before the first event)
+    hour_count: int = 0
+    seen: int = 0  # events seen, counted up to LEARNING + 1
+    terminal: str = ""  # the terminal of the member's latest event
     times: list[float] = msgspec.field(default_factory=list)
     sids: list[str] = msgspec.field(default_factory=list)
     flags: bytearray = msgspec.field(default_factory=bytearray)
-    hour_end: float = 0.0  # end of the clock hour being counted (0 before the first event)
-    hour_count: int = 0
     usual: float = 0.0
     active_hours: float = 0.0
-    last_t: float = 0.0
-    next_score: float = 0.0
-    terminals: list[str] = msgspec.field(default_factory=list)
-    seen: int = 0  # events seen, counted up to LEARNING + 1
+    terminals: list[str] = msgspec.field(default_factory=list)  # known, newest last
     # An odd hour counts once towards risk, however many rows it scores.
     odd_until: float = 0.0
 
 
-@dataclass(slots=True)
-class Row:
+class Row(msgspec.Struct, gc=False):
     """One feature row, tied to the event that triggered it."""
 
     user_id: str
@@ -100,9 +100,9 @@ def observe(b: Behaviour, ctx: EventContext) -> Row | None:
         b.last_t = t
     if b.seen <= LEARNING:
         b.seen += 1
-    terminal, terminals = ev.terminal_id, b.terminals
-    # Most events come from the terminal the member last started using.
-    new_terminal = (not terminals or terminals[-1] != terminal) and _terminal(b, terminal)
+    terminal = ev.terminal_id
+    # Most events come from the terminal of the member's event before.
+    new_terminal = terminal != b.terminal and _terminal(b, terminal)
     sid = ctx.sid
     printed = ev.action in PRINTS
     if sid is None:
@@ -126,7 +126,7 @@ def observe(b: Behaviour, ctx: EventContext) -> Row | None:
         _next_hour(b, t)
     b.hour_count += 1
     times = b.times
-    if not times or times[-1] <= t:
+    if t >= last:  # in order: nothing kept is later than the member's latest event
         times.append(t)
         b.sids.append(sid)
         b.flags.append(flag)
@@ -145,9 +145,9 @@ def observe(b: Behaviour, ctx: EventContext) -> Row | None:
         return None
     b.next_score = t + SCORE_EVERY
     staff = ctx.staff
-    peer = f"{staff.role}/{staff.unit}" if staff is not None else "unknown"
     idle = (t - last) / HOUR if last else 0.0
-    return Row(ev.user_id, ev.event_id, t, peer, _values(b, ctx, t, new_terminal, idle))
+    return Row(ev.user_id, ev.event_id, t, staff.peer if staff is not None else "unknown",
+               _values(b, ctx, t, new_terminal, idle))
 
 
 def _busy(b: Behaviour, t: float) -> bool:
@@ -223,6 +223,7 @@ def _next_hour(b: Behaviour, t: float) -> None:
 
 def _terminal(b: Behaviour, terminal: str) -> bool:
     """True when ``terminal`` is new to the member (``b.seen`` counts this event)."""
+    b.terminal = terminal
     if terminal in b.terminals:
         return False
     b.terminals = [*b.terminals, terminal][-KNOWN_TERMINALS:]

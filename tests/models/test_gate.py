@@ -7,6 +7,8 @@ import math
 from dataclasses import replace
 from pathlib import Path
 
+import msgspec
+
 from accesswatch.contract.events import decode_event
 from accesswatch.core import Detector
 from accesswatch.core.features import Row
@@ -77,7 +79,7 @@ def test_no_row_the_model_could_explain_is_kept_from_it(
     # A row the test lets through is one a hair below a bound, at most.
     quiet = Row("u", "e", 0.0, peers[0], QUIET)
     assert not model.worth_judging(quiet)
-    assert model.worth_judging(replace(quiet, values=(1e6, *QUIET[1:])))
+    assert model.worth_judging(msgspec.structs.replace(quiet, values=(1e6, *QUIET[1:])))
 
 
 def test_the_detector_counts_rows_due_and_rows_judged(
