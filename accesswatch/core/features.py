@@ -172,11 +172,16 @@ def _values(
     lo = 0 if times[0] >= t - HOUR else bisect.bisect_left(times, t - HOUR)
     flags = b.flags if lo == 0 and hi == end else b.flags[lo:hi]
     count = flags.count
-    bare = count(BARE_PRINT)
-    n = hi - lo - bare  # opens
-    doubtful = n - count(0) - count(PRINTED)
-    away = count(DOUBTFUL | AWAY) + count(PRINTED | DOUBTFUL | AWAY)
-    prints = bare + count(PRINTED) + count(PRINTED | DOUBTFUL) + count(PRINTED | DOUBTFUL | AWAY)
+    plain = count(0)
+    if plain == hi - lo:  # most hours: plain opens only
+        n, bare, doubtful, away, prints = plain, 0, 0, 0, 0
+    else:
+        bare = count(BARE_PRINT)
+        n = hi - lo - bare  # opens
+        doubtful = n - plain - count(PRINTED)
+        away = count(DOUBTFUL | AWAY) + count(PRINTED | DOUBTFUL | AWAY)
+        prints = (bare + count(PRINTED) + count(PRINTED | DOUBTFUL)
+                  + count(PRINTED | DOUBTFUL | AWAY))
     # The last ten minutes' opens: the end of the hour.
     since = t - RECENT
     start = lo if times[lo] >= since else bisect.bisect_left(times, since, lo, hi)
