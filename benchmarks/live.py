@@ -51,8 +51,8 @@ Samples = list[tuple[float, float]]  # (seconds, events so far)
 class LiveOptions:
     """What the live part of ``make bench`` runs; run.py's flags set it."""
 
-    events: int = 250_000
-    repeats: int = 3
+    events: int = 500_000
+    repeats: int = 5
     model: bool = True  # the rules + model worker; scale-out, latency and memory use it too
     scale_out: bool = True
     latency_rates: tuple[int, ...] = (1000, 5000)
