@@ -42,7 +42,7 @@ from typing import Any
 
 from benchmarks import readback
 from benchmarks.broker import LiveBenchError, Processes, broker, free_port, noida_version, wait
-from benchmarks.workers import TOPIC, Worker, cli, drain_deadline, env
+from benchmarks.workers import TOPIC, Worker, cli, cpu_seconds, drain_deadline, env
 
 Samples = list[tuple[float, float]]  # (seconds, events so far)
 
@@ -58,6 +58,14 @@ class LiveOptions:
     latency_rates: tuple[int, ...] = (1000, 5000)
     latency_seconds: float = 40
     memory_forces: list[Path] = field(default_factory=list)  # forces to size the worker on
+
+
+def cpu_ratio(rules: list[dict[str, Any]], model: list[dict[str, Any]]) -> float:
+    """Rules-only CPU per event over rules + model CPU per event, the least of each:
+    the throughput ratio a worker with a core to itself would show."""
+    best_rules = min(r["cpu_us_per_event"] for r in rules)
+    best_model = min(r["cpu_us_per_event"] for r in model)
+    return round(best_rules / best_model, 2) if best_model else 0.0
 
 
 def rate(samples: Samples) -> dict[str, float]:
@@ -118,9 +126,14 @@ def _run(force: Path, opts: LiveOptions, address: str, work: Path,
     with_model: list[dict[str, Any]] = []
     for i in range(opts.repeats):
         naive.append(_naive(procs, address, work, lines, f"naive-{i}", uvloop=False))
-        workers.append(_worker(procs, address, work, lines, f"worker-{i}"))
-        if model is not None:
-            with_model.append(_worker(procs, address, work, lines, f"model-{i}", model))
+        # The two workers swap places every turn: the broker's data grows with each run
+        # (its topics, changelogs and alerts), so neither always runs second.
+        order = [None, model] if i % 2 == 0 or model is None else [model, None]
+        for served in order:
+            if served is None:
+                workers.append(_worker(procs, address, work, lines, f"worker-{i}"))
+            else:
+                with_model.append(_worker(procs, address, work, lines, f"model-{i}", served))
     naive_uvloop = _naive(procs, address, work, lines, "naive-uvloop", uvloop=True)
     expected = backtest_alerts(events, force)
     for w in workers:
@@ -152,11 +165,18 @@ def _run(force: Path, opts: LiveOptions, address: str, work: Path,
         "worker_model": {**best_model, "runs": [r["events_per_s"] for r in with_model]},
         "backtest_model_alerts": len(expected_model),
         "model_to_rules": ratio(best_model, best_worker, 2),
-        # each model run over the rules-only run just before it
+        # each model run over the rules-only run of its turn
         "model_to_rules_pairs": [ratio(m, w, 2) for m, w in zip(with_model, workers,
                                                                  strict=False)],
         "model_to_naive": ratio(best_model, best_naive, 2),
         "model_to_raw": ratio(best_model, raw, 3),
+        # The same comparison in the workers' own CPU per event (least of each, and pair
+        # by pair): what the model costs the worker, without the machine's other load.
+        "cpu_us_per_event": {"rules": [r["cpu_us_per_event"] for r in workers],
+                             "model": [r["cpu_us_per_event"] for r in with_model]},
+        "model_to_rules_cpu": cpu_ratio(workers, with_model),
+        "model_to_rules_cpu_pairs": [cpu_ratio([w], [m])
+                                     for m, w in zip(with_model, workers, strict=False)],
     })
     steps = [("scale_out", opts.scale_out,
               lambda: bench_scale_out(procs, address, work, force, 2 * lines, model)),
@@ -270,8 +290,11 @@ def _worker(procs: Processes, address: str, work: Path, total: int, name: str,
     worker = Worker(procs, name, environ, work)
     try:
         ready = worker.wait_healthy()
+        cpu_ready, machine_ready = cpu_seconds(worker.proc.pid), cpu_seconds()
         memory_ready = worker.memory()
         final, done = worker.wait_consumed(total)
+        cpu = cpu_seconds(worker.proc.pid) - cpu_ready
+        machine = cpu_seconds() - machine_ready
         memory_done = worker.memory()
     finally:
         worker.stop()
@@ -285,6 +308,12 @@ def _worker(procs: Processes, address: str, work: Path, total: int, name: str,
         "batch_seconds": round(final.get("accesswatch_batch_seconds_sum", 0), 2),
         "rejected": int(final.get("accesswatch_events_rejected_total", 0)),
         "alerts": int(final.get("accesswatch_alerts_total", 0)),
+        # The worker's own CPU over the drain, and the machine's (every core: the broker,
+        # this benchmark and anything else running): wall-clock rates on a shared
+        # machine move with the rest; CPU per event moves much less.
+        "cpu_seconds": round(cpu, 2),
+        "cpu_us_per_event": round(cpu / total * 1e6, 2) if total else 0.0,
+        "machine_cpu_seconds": round(machine, 2),
         "changelog_records": asyncio.run(readback.record_count(
             address, f"bench-{name}-user-state-changelog")),
         "alerts_by_id": asyncio.run(readback.alert_rules(address, f"bench.{name}.alerts")),

@@ -104,6 +104,25 @@ To see where a worker's time goes, run it under py-spy (`pip install py-spy`):
 """
 
 
+def _cpu(live: dict[str, Any]) -> str:
+    """The same comparison in the workers' own CPU per event (absent from older results)."""
+    cpu = live.get("cpu_us_per_event")
+    if not cpu:
+        return ""
+    m, w = live["worker_model"], live["worker"]
+    return f"""
+The same in the workers' own CPU (user + system over the drain, from `/proc`), which
+moves much less than wall-clock rates with the broker's and the machine's other load:
+rules only {min(cpu['rules'])} µs an event ({" / ".join(str(x) for x in cpu['rules'])}),
+rules + model {min(cpu['model'])} µs ({" / ".join(str(x) for x in cpu['model'])}).
+Rules only ÷ rules + model, least of each: **{live['model_to_rules_cpu']}**; pair by pair:
+{" / ".join(str(x) for x in live['model_to_rules_cpu_pairs'])}. During the best runs the
+whole machine was busy for {w['machine_cpu_seconds']} CPU s of the rules-only worker's
+{w['seconds']} s ({w['cpu_seconds']} of them the worker's) and {m['machine_cpu_seconds']} CPU s
+of the rules + model worker's {m['seconds']} s ({m['cpu_seconds']} the worker's).
+"""
+
+
 def _model(live: dict[str, Any]) -> str:
     m = live.get("worker_model")
     if not m:
@@ -126,10 +145,11 @@ The rules + model worker against the rules-only worker, both from the table abov
 
 Rules + model ÷ rules only, best runs: **{r}**, so the model costs
 {f"{cost:.0%}" if cost is not None else "—"} of live throughput (issue 4 asks for at most
-20 %: {met}); run by run, each model run over the rules-only run just before it:
+20 %: {met}); run by run, each model run over the rules-only run of its turn (the two
+swap places every turn):
 {" / ".join(str(x) for x in live["model_to_rules_pairs"])}. Rules + model ÷ naive agent:
 {live['model_to_naive']}; ÷ raw consumer: {live['model_to_raw']}.
-
+{_cpu(live)}
 The best rules + model run: {m['batches']:,} batches of {m['mean_batch_size']:,} events on
 average, {m['batch_seconds']} s of its {m['seconds']} s in batch handling; {m['alerts']:,}
 alerts, the same set as `run_backtest(…, model=load_model(path))` on the same events:

@@ -93,6 +93,22 @@ def memory_mb(pid: int) -> dict[str, float]:
             "peak_rss_mb": round(kb.get("VmHWM", 0) / 1024, 1)}
 
 
+def cpu_seconds(pid: int | None = None) -> float:
+    """CPU seconds (user + system) used so far by ``pid``, or by the whole machine
+    (every core, busy time only) when ``pid`` is None; from ``/proc``."""
+    tick = os.sysconf("SC_CLK_TCK")
+    try:
+        if pid is None:
+            fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+            user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, fields[:8])
+            return (user + nice + system + irq + softirq + steal) / tick
+        # Fields after the command name (which may hold spaces): utime is the 12th.
+        after = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(after[11]) + int(after[12])) / tick
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def drain_deadline(total: int) -> float:
     return max(300.0, total / 500)  # a worker slower than 500 events/s is broken, not slow
 
