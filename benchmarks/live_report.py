@@ -111,8 +111,9 @@ def _cpu(live: dict[str, Any]) -> str:
         return ""
     m, w = live["worker_model"], live["worker"]
     return f"""
-The same in the workers' own CPU (user + system over the drain, from `/proc`), which
-moves much less than wall-clock rates with the broker's and the machine's other load:
+The same in the workers' own CPU (user + system over the drain, from `/proc`). It leaves
+out the time a worker waited on the broker or for a core, though not a core slowed by
+its neighbours on a shared host, so it moves with the machine too:
 rules only {min(cpu['rules'])} µs an event ({" / ".join(str(x) for x in cpu['rules'])}),
 rules + model {min(cpu['model'])} µs ({" / ".join(str(x) for x in cpu['model'])}).
 Rules only ÷ rules + model, least of each: **{live['model_to_rules_cpu']}**; pair by pair:
