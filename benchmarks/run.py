@@ -219,6 +219,7 @@ make bench        # python -m benchmarks.run: backtest, model, then the live run
 .venv/bin/python -m benchmarks.run --latency-rates 1000,2000,5000 --latency-seconds 60
 .venv/bin/python -m benchmarks.run --memory-staff 2000,5000,20000           # more force sizes
 .venv/bin/python -m benchmarks.fetch_size       # what a bare consumer holds reading a backlog
+.venv/bin/python -m benchmarks.model_cost       # the model's cost to batch handling alone
 ```
 
 `--no-live-model` leaves out the rules + model worker and every part that uses it
