@@ -61,8 +61,7 @@ class LiveOptions:
 
 
 def cpu_ratio(rules: list[dict[str, Any]], model: list[dict[str, Any]]) -> float:
-    """Rules-only CPU per event over rules + model CPU per event, the least of each:
-    the throughput ratio a worker with a core to itself would show."""
+    """Rules-only CPU per event over rules + model CPU per event, the least of each."""
     best_rules = min(r["cpu_us_per_event"] for r in rules)
     best_model = min(r["cpu_us_per_event"] for r in model)
     return round(best_rules / best_model, 2) if best_model else 0.0
@@ -171,7 +170,7 @@ def _run(force: Path, opts: LiveOptions, address: str, work: Path,
         "model_to_naive": ratio(best_model, best_naive, 2),
         "model_to_raw": ratio(best_model, raw, 3),
         # The same comparison in the workers' own CPU per event (least of each, and pair
-        # by pair): what the model costs the worker, without the machine's other load.
+        # by pair): it leaves out waiting, not a core slowed by the host's other load.
         "cpu_us_per_event": {"rules": [r["cpu_us_per_event"] for r in workers],
                              "model": [r["cpu_us_per_event"] for r in with_model]},
         "model_to_rules_cpu": cpu_ratio(workers, with_model),
@@ -309,8 +308,8 @@ def _worker(procs: Processes, address: str, work: Path, total: int, name: str,
         "rejected": int(final.get("accesswatch_events_rejected_total", 0)),
         "alerts": int(final.get("accesswatch_alerts_total", 0)),
         # The worker's own CPU over the drain, and the machine's (every core: the broker,
-        # this benchmark and anything else running): wall-clock rates on a shared
-        # machine move with the rest; CPU per event moves much less.
+        # this benchmark and anything else running), to tell the worker's cost from the
+        # load around it.
         "cpu_seconds": round(cpu, 2),
         "cpu_us_per_event": round(cpu / total * 1e6, 2) if total else 0.0,
         "machine_cpu_seconds": round(machine, 2),

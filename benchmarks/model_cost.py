@@ -48,15 +48,14 @@ class _Message:
 
 
 class _Table:
-    """A table's data and a changelog that counts what it would send."""
+    """A table's data, and a changelog that sends nothing: the broker is not measured."""
 
     def __init__(self) -> None:
         self.data: dict[bytes, bytes] = {}
-        self.sent = 0
 
     def send_changelog(self, partition: int | None, key: Any, value: Any,
                        key_serializer: Any = None, value_serializer: Any = None) -> None:
-        self.sent += 1
+        return None
 
 
 def measure(data: Path, events: int, repeats: int) -> dict[str, float]:
