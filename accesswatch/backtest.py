@@ -3,8 +3,9 @@
 With ``jobs`` above 1 the members are split across processes by a stable hash
 of ``user_id``, as the live pipeline partitions events by user key: each
 process reads the whole file, keeps its members' events and runs the core over
-them, and the parent merges the alerts in the order one process writes them.
-The core is per member, so the output is the same file either way.
+them, and the parent merges their books.  The core is per member, so the
+output is the same file either way; and since each member's events are judged
+in event time, the same whatever order the file delivers them in.
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ import msgspec
 from tqdm import tqdm
 
 from accesswatch.contract.events import AccessEvent, decode_event
-from accesswatch.core.alerts import Alert, Fired, merge
-from accesswatch.core.detector import Detector, Model
-from accesswatch.core.state import UserState
+from accesswatch.core.alerts import Alert
+from accesswatch.core.detector import Detector, Model, Outcome
+from accesswatch.core.state import Member
 from accesswatch.errors import AccessWatchError, InvalidRecord
 from accesswatch.reference import ReferenceData, load_reference_dir
 from accesswatch.rules.loader import RulePack
@@ -38,13 +39,16 @@ Bad = tuple[int, bytes, InvalidRecord]
 
 @dataclass
 class BacktestResult:
-    events: int = 0
-    rejected: int = 0
+    events: int = 0  # valid events read, repeats and the too late included
+    rejected: int = 0  # lines refused: invalid, or too late
     seconds: float = 0.0
     alerts: dict[str, Alert] = field(default_factory=dict)
-    folded: int = 0
+    updates: int = 0  # times an alert's content changed after its first report
     reference_problems: list[str] = field(default_factory=list)
     jobs: int = 1
+    too_late: int = 0
+    repeats: int = 0
+    rewound: int = 0
 
     @property
     def rate(self) -> float:
@@ -52,27 +56,34 @@ class BacktestResult:
 
 
 class AlertBook:
-    """Alerts by id, with folded firings merged in: what the backtest writes.
-
-    Given the file line of each event, it also notes the line that opened each
-    alert, by which books kept by several processes merge into one order.
-    """
+    """The newest content of each alert: what the backtest writes, once each."""
 
     def __init__(self) -> None:
         self.alerts: dict[str, Alert] = {}
-        self.folded = 0
-        self.first_line: dict[str, int] = {}
+        self.updates = 0
+        self.too_late = 0
+        self.repeats = 0
+        self.rewound = 0
 
-    def add(self, fired: list[Fired], lines: Sequence[int] | None = None) -> None:
-        for f in fired:
-            aid = f.alert.alert_id
-            if aid not in self.alerts:
-                self.alerts[aid] = f.alert
-                if lines is not None:
-                    self.first_line[aid] = lines[f.at]
-            elif f.folded:
-                merge(self.alerts[aid], f.alert)
-                self.folded += 1
+    def add(self, outcome: Outcome) -> None:
+        alerts = self.alerts
+        for alert in outcome.changed:
+            if alert.alert_id in alerts:
+                self.updates += 1
+            alerts[alert.alert_id] = alert
+        for aid in outcome.withdrawn:
+            alerts.pop(aid, None)
+        self.too_late += len(outcome.too_late)
+        self.repeats += len(outcome.repeats)
+        self.rewound += outcome.rewound
+
+    def final(self) -> list[Alert]:
+        """Every alert once, in an order of their content alone (first evidence, then id)."""
+        return sorted(self.alerts.values(), key=_alert_order)
+
+
+def _alert_order(alert: Alert) -> tuple[str, str]:
+    return (alert.first_seen, alert.alert_id)
 
 
 class Share:
@@ -146,7 +157,20 @@ def _run_alone(
     finally:
         if rejects is not None:
             rejects.close()
-    return BacktestResult(events, rejected, alerts=book.alerts, folded=book.folded)
+    return _result(book, events, rejected)
+
+
+def _result(book: AlertBook, events: int, rejected: int, jobs: int = 1) -> BacktestResult:
+    return BacktestResult(
+        events,
+        rejected,
+        alerts={a.alert_id: a for a in book.final()},
+        updates=book.updates,
+        jobs=jobs,
+        too_late=book.too_late,
+        repeats=book.repeats,
+        rewound=book.rewound,
+    )
 
 
 def _run_share(
@@ -157,26 +181,36 @@ def _run_share(
     reject: Callable[[int, bytes], object] | None,
 ) -> tuple[AlertBook, int, int]:
     """The core over one share of the members (all of them when ``share`` is None)."""
-    states: dict[str, UserState] = {}
+    members: dict[str, Member] = {}
     book = AlertBook()
     events = rejected = 0
-    for batch, lines, bad in _batches(path, progress, share):
+    for batch, lines, raws, bad in _batches(path, progress, share):
         events += len(batch)
         rejected += len(bad)
         if reject is not None:
             for n, raw, err in bad:
                 reject(n, _reject_line(n, raw, err))
-        book.add(detector.process_batch(batch, states), lines)
+        outcome = detector.process_batch(batch, members)
+        book.add(outcome)
+        rejected += len(outcome.too_late)
+        if reject is not None:
+            for i in outcome.too_late:
+                reject(lines[i], _reject_line(lines[i], raws[i], _too_late(detector)))
     return book, events, rejected
+
+
+def _too_late(detector: Detector) -> InvalidRecord:
+    return InvalidRecord(
+        f"more than {detector.pack.settings.horizon} behind the member's newest event",
+        "too_late",
+    )
 
 
 @dataclass
 class _ShareOutcome:
     events: int
     rejected: int
-    folded: int
-    # (line that opened it, alert), in the order the share opened them
-    alerts: list[tuple[int, Alert]]
+    book: AlertBook
     rejects: list[tuple[int, bytes]]
 
 
@@ -205,19 +239,19 @@ def _run_shares(
             process.join(timeout=5)
             if process.is_alive():
                 process.kill()
-    # Each share's alerts come in line order, and a line is one share's: a
-    # stable sort on the line restores the order of a single process.
-    opened = sorted((a for o in outcomes for a in o.alerts), key=lambda a: a[0])
+    book = AlertBook()
+    for o in outcomes:  # a member is one share's: no alert is in two books
+        book.alerts.update(o.book.alerts)
+        book.updates += o.book.updates
+        book.too_late += o.book.too_late
+        book.repeats += o.book.repeats
+        book.rewound += o.book.rewound
     if rejects_path is not None:
         with rejects_path.open("wb") as f:
             for _, line in sorted((r for o in outcomes for r in o.rejects), key=lambda r: r[0]):
                 f.write(line)
-    return BacktestResult(
-        events=sum(o.events for o in outcomes),
-        rejected=sum(o.rejected for o in outcomes),
-        alerts={alert.alert_id: alert for _, alert in opened},
-        folded=sum(o.folded for o in outcomes),
-        jobs=jobs,
+    return _result(
+        book, sum(o.events for o in outcomes), sum(o.rejected for o in outcomes), jobs
     )
 
 
@@ -229,8 +263,7 @@ def _share_main(
         book, events, rejected = _run_share(
             path, detector, share, progress, lambda n, line: rejects.append((n, line))
         )
-        alerts = [(book.first_line[aid], alert) for aid, alert in book.alerts.items()]
-        send.send(("ok", _ShareOutcome(events, rejected, book.folded, alerts, rejects)))
+        send.send(("ok", _ShareOutcome(events, rejected, book, rejects)))
     except BaseException as e:  # the parent reports it; a child must not hang it
         send.send(("error", f"{type(e).__name__}: {e}"))
     finally:
@@ -272,8 +305,8 @@ def _few_collections() -> Iterator[None]:
 
 def _batches(
     path: Path, progress: bool, share: Share | None = None
-) -> Iterator[tuple[list[AccessEvent], list[int], list[Bad]]]:
-    """Events in batches, with their file lines, and the lines refused.
+) -> Iterator[tuple[list[AccessEvent], list[int], list[bytes], list[Bad]]]:
+    """Events in batches, with their file lines and bytes, and the lines refused.
 
     With a ``share``, only its members' events; a line no member can be read
     from is refused by part 0 alone.
@@ -289,6 +322,7 @@ def _batches(
     )
     batch: list[AccessEvent] = []
     lines: list[int] = []
+    raws: list[bytes] = []
     bad: list[Bad] = []
     done = 0
     with path.open("rb") as f, bar:
@@ -312,12 +346,13 @@ def _batches(
                 continue
             batch.append(event)
             lines.append(n)
+            raws.append(raw)
             if len(batch) >= BATCH:
-                yield batch, lines, bad
-                batch, lines, bad = [], [], []
+                yield batch, lines, raws, bad
+                batch, lines, raws, bad = [], [], [], []
                 bar.update(done)
                 done = 0
-        yield batch, lines, bad
+        yield batch, lines, raws, bad
         bar.update(done)
 
 
@@ -338,8 +373,9 @@ def _reject_line(n: int, raw: bytes, err: InvalidRecord) -> bytes:
 
 
 def write_alerts(alerts: dict[str, Alert], path: Path) -> None:
+    """One line per alert, its final content (a file holds no versions: contract v1.1)."""
     with path.open("wb") as f:
-        for alert in alerts.values():
+        for alert in sorted(alerts.values(), key=_alert_order):
             f.write(_encoder.encode(alert) + b"\n")
 
 

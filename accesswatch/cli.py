@@ -147,10 +147,15 @@ def _backtest(args: argparse.Namespace) -> int:
     )
     write_alerts(result.alerts, args.out)
     processes = f" ({result.jobs} processes)" if result.jobs > 1 else ""
+    refused = f" (see {rejects})" if result.rejected else ""
+    if not result.rejected:
+        rejects.unlink(missing_ok=True)
+    late = f", {result.too_late:,} of them too late" if result.too_late else ""
     print(
-        f"{result.events:,} events, {result.rejected:,} rejected (see {rejects}), "
-        f"{len(result.alerts):,} alerts ({result.folded:,} firings folded) "
-        f"in {result.seconds:.1f} s: {result.rate:,.0f} events/s{processes}",
+        f"{result.events:,} events, {result.rejected:,} rejected{late}{refused}, "
+        f"{result.repeats:,} repeats ignored, {len(result.alerts):,} alerts "
+        f"({result.updates:,} updates) in {result.seconds:.1f} s: "
+        f"{result.rate:,.0f} events/s{processes}",
         file=sys.stderr,
     )
     return 0

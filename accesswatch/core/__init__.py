@@ -6,8 +6,8 @@ the live workers both drive it.
 
 from __future__ import annotations
 
-from accesswatch.core.alerts import Alert, Fired
-from accesswatch.core.detector import Detector
-from accesswatch.core.state import UserState
+from accesswatch.core.alerts import Alert
+from accesswatch.core.detector import Detector, Outcome
+from accesswatch.core.state import Member, UserState, decode_member, encode_member
 
-__all__ = ["Alert", "Detector", "Fired", "UserState"]
+__all__ = ["Alert", "Detector", "Member", "Outcome", "UserState", "decode_member", "encode_member"]

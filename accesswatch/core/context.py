@@ -13,7 +13,6 @@ class EventContext:
         "_why",
         "closed_grace",
         "event",
-        "lateness",
         "prev_t",
         "ref",
         "sid",
@@ -29,10 +28,8 @@ class EventContext:
         ref: ReferenceData,
         prev_t: float,
         closed_grace: float,
-        lateness: float,
     ) -> None:
         self.event = event
-        self.lateness = lateness
         self.t = event.t
         self.ref = ref
         self.prev_t = prev_t

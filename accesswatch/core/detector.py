@@ -1,25 +1,34 @@
 """The detector: events in, alerts out, state explicit.
 
+Events go through the member's timeline first (``core/timeline.py``): each
+member's events are judged in event time whatever order they arrive in, and a
+repeat changes nothing.  An alert is a living record: one per rule, member and
+period of local time (the rule's ``fold``), holding all its evidence; each
+batch reports the alerts whose content changed.
+
 >>> detector = Detector(load_rules(), ReferenceData())
->>> states: dict[str, UserState] = {}
->>> fired = detector.process_batch(events, states)   # doctest: +SKIP
+>>> members: dict[str, Member] = {}
+>>> outcome = detector.process_batch(events, members)   # doctest: +SKIP
+>>> outcome.changed                                      # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Callable, Iterable, MutableMapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from accesswatch.contract.events import AccessEvent
-from accesswatch.contract.timestamps import format_ts
+from accesswatch.contract.timestamps import format_ts, parse_ts
 from accesswatch.core import point, windowed
-from accesswatch.core.alerts import Alert, Fired, alert_id, score
+from accesswatch.core.alerts import Alert, alert_id, digest, period, record, score
 from accesswatch.core.context import EventContext
 from accesswatch.core.features import Row, observe
 from accesswatch.core.firing import Firing
-from accesswatch.core.state import Fold, UserState
+from accesswatch.core.state import Member, Open, Published, UserState
+from accesswatch.core.timeline import Run, Timeline
 from accesswatch.reference import ReferenceData, Staff
 from accesswatch.rules import types as r
 from accesswatch.rules.loader import RulePack, load_rules
@@ -59,17 +68,6 @@ def _could_match(rule: r.Rule, opened: bool, action: str) -> bool:
     if isinstance(rule, r.WindowCount):
         return action in rule.actions and (opened or not rule.opens_only)
     return True
-
-
-def _at(fired: list[Fired], i: int) -> list[Fired]:
-    """Stamp each firing with the position of its event in the batch."""
-    for f in fired:
-        f.at = i
-    return fired
-
-
-def _position(f: Fired) -> int:
-    return f.at
 
 
 def _never_for(rule: r.Rule, staff: Staff | None) -> bool:
@@ -117,6 +115,7 @@ KINDS: dict[type[r.Rule], Check] = {
     r.RepeatSubject: windowed.repeat_subject,
 }
 MAX_RISK_EVIDENCE = 30
+MAX_SHOWN = 100  # event and subject ids an alert lists (``count`` counts them all)
 # Plans cached per (member, opened?, action): a bound for a live worker that
 # sees members come and go.
 MAX_MEMBER_PLANS = 200_000
@@ -154,12 +153,28 @@ class _Planned:
 Plan = tuple[_Planned, ...]
 
 
+@dataclass(slots=True)
+class Outcome:
+    """What one batch did: the alerts to (re)publish and the events refused."""
+
+    # Alerts whose content differs from what was last published, with all their
+    # evidence so far (``created_at`` set, ``version`` left to the publisher).
+    changed: list[Alert] = field(default_factory=list)
+    too_late: list[int] = field(default_factory=list)  # positions of events refused
+    repeats: list[int] = field(default_factory=list)  # positions of events seen before
+    # Published alerts a late event showed time order never raises (rare: a late
+    # event moved a firing into another period); the publisher says so.
+    withdrawn: list[str] = field(default_factory=list)
+    rewound: int = 0  # members put back for a late event
+    replayed: int = 0  # events judged in those members' runs (the late ones and after)
+
+
 class Detector:
     """Runs a rule pack over events against reference data.
 
-    ``clock`` stamps ``created_at``; by default it is the event time, which
-    keeps a backtest reproducible byte for byte.  The live worker passes
-    ``time.time``.
+    ``clock`` stamps ``created_at``; by default it is the event time of the
+    alert's first report, which keeps a backtest reproducible byte for byte.
+    The live worker passes ``time.time``.
     """
 
     def __init__(
@@ -186,20 +201,16 @@ class Detector:
         self._model_rule = (
             None
             if model is None
-            else _Planned(
+            else _planned(
                 r.Rule(
                     id=model.rule_id,
                     title="Behaviour unlike this member's own or their peers'",
                     severity="medium",
                     risk=MODEL_ALERT_RISK,
-                    fold="12h",
+                    fold="24h",
                     tags=["model"],
                 ),
                 _no_check,
-                seconds("12h"),
-                frozenset(),
-                frozenset(),
-                frozenset(),
             )
         )
 
@@ -217,17 +228,7 @@ class Detector:
             if isinstance(rule, r.Risk):
                 risk = risk or rule
                 continue
-            e = rule.exempt
-            plan.append(
-                _Planned(
-                    rule,
-                    KINDS[type(rule)],
-                    seconds(rule.fold),
-                    frozenset(e.users),
-                    frozenset(e.roles),
-                    frozenset(e.units),
-                )
-            )
+            plan.append(_planned(rule, KINDS[type(rule)]))
         self.pack = pack
         # The rules that could match, by (opened a record?, action): most events
         # skip most rules without a call.
@@ -240,95 +241,144 @@ class Detector:
         # ruled out of by their directory record, by (user, opened, action).
         self._member_plans: dict[tuple[str, bool, str], tuple[Staff | None, Plan]] = {}
         self._risk = risk
+        self._risk_plan = _planned(risk, _no_check) if risk is not None else None
         self._closed_grace = seconds(pack.settings.closed_case_grace)
-        self._lateness = seconds(pack.settings.lateness)
+        self.horizon = seconds(pack.settings.horizon)
+        self._zone = pack.settings.timezone
+        timeline = getattr(self, "timeline", None)
+        if timeline is None:
+            self.timeline = Timeline(self.horizon)
+        else:  # hot reload: the snapshots stay good, only the horizon may change
+            timeline.horizon = self.horizon
 
     def process_batch(
-        self, events: Iterable[AccessEvent], states: MutableMapping[str, UserState]
-    ) -> list[Fired]:
-        """Process events in order; ``states`` is read and updated per user.
+        self, events: Iterable[AccessEvent], members: MutableMapping[str, Member]
+    ) -> Outcome:
+        """Judge a batch; ``members`` is read and updated per user.
 
-        With a model, every event is folded into the behavioural features;
-        the model scores all rows due in the batch in one call, and each
-        verdict joins the rules at the event that triggered it: the outcome
-        does not depend on where a driver cut its batches.
+        Each member's events are judged in event time (late ones rewind the
+        member, ``core/timeline.py``).  With a model, every event is folded into
+        the behavioural features; the model scores all rows due in the batch in
+        one call, and each verdict joins the rules at the event that triggered
+        it: the outcome does not depend on where a driver cut its batches.
         """
-        out: list[Fired] = []
-        ref, grace, lateness, process = self.ref, self._closed_grace, self._lateness, self._process
+        admitted = self.timeline.admit(events, members)
+        out = Outcome(too_late=admitted.too_late, repeats=admitted.repeats)
+        touched: dict[str, set[str]] = {}
+        self._touched = touched
+        work = []
+        for run in admitted.runs:
+            touched[run.user_id] = set()
+            if run.rewound_to is not None:
+                out.rewound += 1
+                out.replayed += len(run.events)
+            member = run.member
+            for event in run.events:
+                work.append((event, member))
         if self.model is None:
-            for i, event in enumerate(events):
-                state = states.get(event.user_id)
-                if state is None:
-                    state = states[event.user_id] = UserState()
-                fired = process(
-                    EventContext(event, ref, state.last_t, grace, lateness), state, None
-                )
-                if fired:
-                    out.extend(_at(fired, i))
-            return out
+            self._rules_only(work)
+        else:
+            self._with_model(work)
+        for run in admitted.runs:
+            self._report(run, touched[run.user_id], out)
+            self.timeline.settle(run)
+        return out
+
+    def _rules_only(self, work: list[tuple[AccessEvent, Member]]) -> None:
+        ref, grace, process = self.ref, self._closed_grace, self._process
+        for event, state in work:
+            process(EventContext(event, ref, state.last_t, grace), state, None)
+
+    def _with_model(self, work: list[tuple[AccessEvent, Member]]) -> None:
         # One pass: a member's event runs the rules at once unless the member has
         # a row the model could give a verdict in this batch; from that event on,
         # their events wait for the batch's verdicts and then run in order.  Only a
         # member's own state carries from event to event, so holding back one
         # member changes nothing for the others.  Most rows cannot yield a verdict
         # (``worth_judging``): their members are not held, and judge never sees them.
+        assert self.model is not None
+        ref, grace, process = self.ref, self._closed_grace, self._process
         held: set[str] = set()
-        waiting: list[tuple[int, EventContext, UserState, int]] = []
+        waiting: list[tuple[EventContext, UserState, int]] = []
         rows: list[Row] = []
         worth_judging = self.model.worth_judging
         due = 0
-        for i, event in enumerate(events):
+        for event, state in work:
             uid = event.user_id
-            state = states.get(uid)
-            if state is None:
-                state = states[uid] = UserState()
-            ctx = EventContext(event, ref, state.last_t, grace, lateness)
+            ctx = EventContext(event, ref, state.last_t, grace)
             row = observe(state.behaviour, ctx)
             if row is not None:
                 due += 1
                 if worth_judging(row):
                     held.add(uid)
-                    waiting.append((i, ctx, state, len(rows)))
+                    waiting.append((ctx, state, len(rows)))
                     rows.append(row)
                     continue
             if held and uid in held:
-                waiting.append((i, ctx, state, -1))
+                waiting.append((ctx, state, -1))
             else:
-                fired = process(ctx, state, None)
-                if fired:
-                    out.extend(_at(fired, i))
+                process(ctx, state, None)
         self.rows_due += due
         self.rows_judged += len(rows)
         if not waiting:
-            return out
+            return
         verdicts = self.model.judge(rows)
-        late: list[Fired] = []
-        for i, ctx, state, k in waiting:
+        for ctx, state, k in waiting:
             ctx.prev_t = state.last_t
-            fired = process(ctx, state, verdicts[k] if k >= 0 else None)
-            if fired:
-                late.extend(_at(fired, i))
-        if late:
-            # Back in event order, as one pass over the batch would give them.
-            out = sorted(out + late, key=_position)
-        return out
+            process(ctx, state, verdicts[k] if k >= 0 else None)
+
+    def _report(self, run: Run, touched: set[str], out: Outcome) -> None:
+        """Report the member's alerts whose content changed; let go of the final ones."""
+        member = run.member
+        cutoff = member.newest - self.horizon
+        alerts, published = member.alerts, member.published
+        # After a rewind every alert may have changed; in order, only those fired.
+        rewound = run.rewound_to is not None
+        for aid in list(alerts) if rewound else touched:
+            opened = alerts.get(aid)
+            if opened is None:
+                continue
+            alert = opened.alert
+            pub = published.get(aid)
+            if pub is None:
+                at = self.clock() if self.clock is not None else record_time(alert)
+                pub = published[aid] = Published(0, 0, format_ts(at), opened.end)
+            content = digest(alert)
+            if pub.reported != content:
+                pub.reported = content
+                out.changed.append(record(alert, pub.created_at))
+        if rewound:
+            for aid, pub in list(published.items()):
+                if aid not in alerts and pub.end >= cutoff:
+                    del published[aid]
+                    out.withdrawn.append(aid)
+        # Past the horizon an alert can gain no evidence: it leaves the state.  Its
+        # record of what was reported stays while a snapshot could still bring it
+        # back (a snapshot holds alerts up to the horizon behind its own time).
+        for aid in [a for a, o in alerts.items() if o.end < cutoff]:
+            del alerts[aid]
+        if member.base_key is not None:
+            gone = member.base_key[0] - self.horizon
+            for aid in [a for a, p in published.items() if p.end < gone]:
+                del published[aid]
 
     def feature_rows(
         self, events: Iterable[AccessEvent], states: MutableMapping[str, UserState]
     ) -> list[Row]:
-        """The model's input rows for ``events``, updating only behaviour state (training)."""
+        """The model's input rows for ``events`` in time order, updating only behaviour
+        state (training)."""
         rows = []
         for event in events:
             state = _state(states, event.user_id)
-            ctx = EventContext(event, self.ref, 0.0, self._closed_grace, self._lateness)
+            ctx = EventContext(event, self.ref, 0.0, self._closed_grace)
             row = observe(state.behaviour, ctx)
             if row is not None:
                 rows.append(row)
         return rows
 
-    def process(self, event: AccessEvent, state: UserState) -> list[Fired]:
+    def process(self, event: AccessEvent, member: Member) -> Outcome:
         """One event (tests and tools); drivers should use ``process_batch``."""
-        return self.process_batch([event], {event.user_id: state})
+        return self.process_batch([event], {event.user_id: member})
 
     def _member_plan(self, ctx: EventContext) -> Plan:
         """The rules to run for this event's member, kind of event and action."""
@@ -347,9 +397,8 @@ class Detector:
         self._member_plans[key] = (staff, plan)
         return plan
 
-    def _process(self, ctx: EventContext, state: UserState, verdict: Verdict | None) -> list[Fired]:
+    def _process(self, ctx: EventContext, state: UserState, verdict: Verdict | None) -> None:
         event = ctx.event
-        fired: list[Fired] = []
         points, signals = 0.0, []
         for p in self._member_plan(ctx):
             firing = p.check(p.rule, ctx, state)
@@ -359,25 +408,23 @@ class Detector:
                 points += p.rule.risk
                 signals.append(firing.reasons[0])
                 continue
-            result = self._fold(p, firing, ctx, state)
-            if not result.folded:
+            if self._fold(p, firing, ctx, state) is not None:
                 points += p.rule.risk
                 signals.append(f"{p.rule.id}: {firing.reasons[0]}")
-            fired.append(result)
         if verdict is not None and (verdict.alert or verdict.odd):
             model_firing = Firing(
-                [event.event_id],
+                [(ctx.t, event.event_id)],
                 verdict.reasons
                 or [f"behaviour scored {verdict.anomaly_score:.2f} by the anomaly model"],
                 [ctx.sid] if ctx.sid else [],
             )
             if verdict.alert and self._model_rule is not None:
-                result = self._fold(self._model_rule, model_firing, ctx, state)
-                result.alert.model = self._model_section(verdict)
-                if not result.folded:
+                new = self._fold(self._model_rule, model_firing, ctx, state)
+                aid = self._last_aid
+                state.alerts[aid].alert.model = self._model_section(verdict)
+                if new is not None:
                     points += MODEL_ALERT_RISK
                     signals.append(f"{self._model_rule.rule.id}: {model_firing.reasons[0]}")
-                fired.append(result)
             elif ctx.t >= state.behaviour.odd_until:
                 state.behaviour.odd_until = ctx.t + 3600
                 points += MODEL_ODD_RISK
@@ -385,10 +432,7 @@ class Detector:
         if event.t > state.last_t:
             state.last_t = event.t
         if points and self._risk is not None:
-            risk_alert = self._add_risk(self._risk, points, signals, ctx, state)
-            if risk_alert is not None:
-                fired.append(risk_alert)
-        return fired
+            self._add_risk(self._risk, points, signals, ctx, state)
 
     def _model_section(self, verdict: Verdict) -> dict[str, Any]:
         assert self.model is not None
@@ -399,45 +443,64 @@ class Detector:
             "top_features": verdict.top,
         }
 
-    def _fold(self, p: _Planned, firing: Firing, ctx: EventContext, st: UserState) -> Fired:
-        rule, ev, t = p.rule, ctx.event, ctx.t
-        fold = st.folds.get(rule.id)
-        if fold is not None and fold.first <= t < fold.first + p.fold:
-            fold.count += 1
-            fold.last = max(fold.last, t)
-            return Fired(
-                self._alert(
-                    rule,
-                    fold.alert_id,
-                    ctx,
-                    [ev.event_id],
-                    firing.reasons,
-                    firing.subject_ids[:1],
-                    t,
-                    1,
-                ),
-                folded=True,
+    def _fold(self, p: _Planned, firing: Firing, ctx: EventContext, st: UserState) -> str | None:
+        """Fold a firing into its period's alert; return the alert id when it is new."""
+        rule, t, uid = p.rule, ctx.t, ctx.event.user_id
+        start, end = period(t, p.fold, self._zone)
+        aid = self._last_aid = alert_id(rule.id, uid, start)
+        self._touched[uid].add(aid)
+        evidence = firing.evidence
+        opened = st.alerts.get(aid)
+        if opened is None:
+            last = evidence[-1]
+            alert = Alert(
+                alert_id=aid,
+                created_at="",
+                user_id=uid,
+                rule_id=rule.id,
+                title=rule.title,
+                severity=rule.severity,
+                score=score(rule.severity, len(evidence)),
+                event_ids=[e[1] for e in evidence[:MAX_SHOWN]],
+                reasons=list(firing.reasons),
+                first_seen=format_ts(evidence[0][0]),
+                last_seen=format_ts(t),
+                count=len(evidence),
+                subject_ids=firing.subject_ids[:MAX_SHOWN],
             )
-        aid = alert_id(rule.id, ev.user_id, ev.event_id)
-        first = min(firing.first_t or t, t)
-        st.folds[rule.id] = Fold(aid, t, t, firing.count)
-        return Fired(
-            self._alert(
-                rule,
-                aid,
-                ctx,
-                firing.event_ids,
-                firing.reasons,
-                firing.subject_ids,
-                first,
-                firing.count,
-            ),
-            folded=False,
-        )
+            st.alerts[aid] = Open(alert, end, (last[0], last[1]))
+            return aid
+        alert = opened.alert
+        # Evidence already counted is at or before ``opened.last``: time order.
+        done = opened.last
+        new = evidence[bisect.bisect_right(evidence, done, key=_evidence_key):]
+        if new:
+            opened.last = (new[-1][0], new[-1][1])
+            alert.count += len(new)
+            room = MAX_SHOWN - len(alert.event_ids)
+            if room > 0:
+                alert.event_ids.extend(e[1] for e in new[:room])
+            first = new[0][0]
+            if format_ts(first) < alert.first_seen:
+                alert.first_seen = format_ts(first)
+        for sid in firing.subject_ids:
+            if len(alert.subject_ids) >= MAX_SHOWN:
+                break
+            if sid not in alert.subject_ids:
+                alert.subject_ids.append(sid)
+        opened.firings += 1
+        alert.last_seen = format_ts(t)
+        alert.score = score(rule.severity, alert.count)
+        alert.reasons = [
+            f"{alert.count} events between {alert.first_seen} and {alert.last_seen}, "
+            f"in {opened.firings} firings of this rule",
+            *firing.reasons,
+        ]
+        return None
 
     def _add_risk(
         self, rule: r.Risk, points: float, signals: list[str], ctx: EventContext, st: UserState
-    ) -> Fired | None:
+    ) -> None:
         """Weak signals add up: a decaying score that alerts when it crosses the threshold."""
         t = ctx.t
         if st.risk_t and t > st.risk_t:
@@ -448,50 +511,38 @@ class Detector:
             st.risk_evidence.clear()
             st.risk_reasons.clear()
         st.risk += points
-        st.risk_evidence = [*st.risk_evidence, ctx.event.event_id][-MAX_RISK_EVIDENCE:]
+        st.risk_evidence = [*st.risk_evidence, (t, ctx.event.event_id)][-MAX_RISK_EVIDENCE:]
         for s in signals:
             if s not in st.risk_reasons:
                 st.risk_reasons = [*st.risk_reasons, s][-5:]
         if not st.risk_armed or st.risk < rule.threshold:
-            return None
+            return
         st.risk_armed = False
-        aid = alert_id(rule.id, ctx.event.user_id, ctx.event.event_id)
         reasons = [
             f"risk score {st.risk:.0f} passed {rule.threshold:g} from "
             f"{len(st.risk_evidence)} accesses that each looked a little wrong",
             *st.risk_reasons,
         ]
-        return Fired(
-            self._alert(
-                rule, aid, ctx, list(st.risk_evidence), reasons, [], t, len(st.risk_evidence)
-            ),
-            folded=False,
-        )
+        assert self._risk_plan is not None
+        self._fold(self._risk_plan, Firing(list(st.risk_evidence), reasons, []), ctx, st)
 
-    def _alert(
-        self,
-        rule: r.Rule,
-        aid: str,
-        ctx: EventContext,
-        event_ids: list[str],
-        reasons: list[str],
-        subject_ids: list[str],
-        first: float,
-        count: int,
-    ) -> Alert:
-        now = self.clock() if self.clock is not None else ctx.t
-        return Alert(
-            alert_id=aid,
-            created_at=format_ts(now),
-            user_id=ctx.event.user_id,
-            rule_id=rule.id,
-            title=rule.title,
-            severity=rule.severity,
-            score=score(rule.severity, count),
-            event_ids=event_ids,
-            reasons=reasons,
-            first_seen=format_ts(first),
-            last_seen=format_ts(ctx.t),
-            count=count,
-            subject_ids=subject_ids,
-        )
+
+def _evidence_key(e: Any) -> tuple[float, str]:
+    return (e[0], e[1])
+
+
+def _planned(rule: r.Rule, check: Check) -> _Planned:
+    e = rule.exempt
+    return _Planned(
+        rule,
+        check,
+        seconds(rule.fold),
+        frozenset(e.users),
+        frozenset(e.roles),
+        frozenset(e.units),
+    )
+
+
+def record_time(alert: Alert) -> float:
+    """``created_at`` without a clock: the alert's first evidence, in event time."""
+    return parse_ts(alert.first_seen)

@@ -12,7 +12,7 @@ from accesswatch.rules.types import seconds
 
 
 def _opened(ctx: EventContext, what: str) -> Firing:
-    return Firing([ctx.event.event_id], [what], [ctx.sid] if ctx.sid else [])
+    return Firing([(ctx.t, ctx.event.event_id)], [what], [ctx.sid] if ctx.sid else [])
 
 
 def relationship(rule: r.Relationship, ctx: EventContext, st: UserState) -> Firing | None:

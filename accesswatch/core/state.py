@@ -1,56 +1,113 @@
 """Per-user state: a plain value the core reads and returns.
 
-Faust keeps it in a changelogged table, the backtest in a dict; both encode it
-with msgspec (``encode_state`` / ``decode_state``).
+``UserState`` is what the rules and features keep: everything they know of a
+member, as of the member's events so far, taken in event time.  ``Member``
+adds what judging late events in event time needs (``core/timeline.py``): the
+member's recent events, the state as it was before them, and which versions of
+their alerts have gone out.  Faust keeps a ``Member`` in a table, the backtest
+in a dict; both encode it with msgspec (``encode_member`` / ``decode_member``).
+
+Stored layouts change under new field names: a record written by an older
+release decodes, the renamed parts start afresh and the rest carries on.
 """
 
 from __future__ import annotations
 
 import msgspec
 
+from accesswatch.core.alerts import Alert
 from accesswatch.core.features import Behaviour
 
-
-class Fold(msgspec.Struct, array_like=True, gc=False):
-    """An alert still open for folding further firings of its rule."""
-
-    alert_id: str
-    first: float
-    last: float
-    count: int
-
-
-# (event time, event_id, subject_id, unjustified)
+# (event time, event_id, subject_id, flag) in a rule's window, in event-time order
 Entry = tuple[float, str, str | None, bool]
+
+
+class Open(msgspec.Struct, gc=False):
+    """An alert whose period may still gain evidence: its content so far."""
+
+    alert: Alert
+    end: float  # end of its period, event time: later firings go to another alert
+    last: tuple[float, str]  # the latest evidence counted, so none counts twice
+    firings: int = 1
 
 
 class UserState(msgspec.Struct):
     last_t: float = 0.0
     windows: dict[str, list[Entry]] = msgspec.field(default_factory=dict)
-    # rule id -> subject id -> [(local day ordinal, event_id)]
-    days_seen: dict[str, dict[str, list[tuple[int, str]]]] = msgspec.field(default_factory=dict)
+    # rule id -> subject id -> [(local day ordinal, event time, event_id)], the
+    # first open of the subject on each day
+    days_seen: dict[str, dict[str, list[tuple[int, float, str]]]] = msgspec.field(
+        default_factory=dict, name="days_seen_v2"
+    )
     # rule id -> [hour index, opens that hour, usual opens per active hour, active hours]
     baselines: dict[str, list[float]] = msgspec.field(default_factory=dict)
-    folds: dict[str, Fold] = msgspec.field(default_factory=dict)
+    # alert id -> the alert, while its period is within the horizon
+    alerts: dict[str, Open] = msgspec.field(default_factory=dict)
     risk: float = 0.0
     risk_t: float = 0.0
     risk_armed: bool = True
-    risk_evidence: list[str] = msgspec.field(default_factory=list)
+    risk_evidence: list[tuple[float, str]] = msgspec.field(
+        default_factory=list, name="risk_evidence_v2"
+    )
     risk_reasons: list[str] = msgspec.field(default_factory=list)
     # Behavioural features for the anomaly model (tracked only when a model is loaded).
-    # Stored under a new key since the compact layout: a state stored before it
-    # carries a "behaviour" map that decoding ignores, and that member's tracking
-    # starts afresh (their usual rate is relearnt within hours).
     behaviour: Behaviour = msgspec.field(default_factory=Behaviour, name="behaviour_v2")
 
 
+class Published(msgspec.Struct, array_like=True, gc=False):
+    """What the core reported and a driver published of one alert: never rewound."""
+
+    version: int  # the last version published; 0 until first published
+    digest: int  # of the content last published (0: none)
+    created_at: str
+    end: float  # the alert's period end: forgotten once past the horizon
+    reported: int = 0  # digest of the content the core last reported
+
+
+class Member(UserState):
+    """A member's state with their recent events (``core/timeline.py``)."""
+
+    # The accepted events after ``base``, in (time, event_id) order: times, ids, and
+    # each event encoded (query text dropped) to be judged again after a late one.
+    log_t: list[float] = msgspec.field(default_factory=list)
+    log_ids: list[str] = msgspec.field(default_factory=list)
+    log_raw: list[bytes] = msgspec.field(default_factory=list)
+    # The state before the log's first event (a UserState, encoded; empty: fresh),
+    # and the (time, event_id) of the last event it includes.
+    base: bytes = b""
+    base_key: tuple[float, str] | None = None
+    published: dict[str, Published] = msgspec.field(default_factory=dict)
+
+    @property
+    def newest(self) -> float:
+        """The newest event time accepted for the member: the horizon counts from here."""
+        return self.log_t[-1] if self.log_t else self.last_t
+
+
+STATE_FIELDS = UserState.__struct_fields__
 _encoder = msgspec.msgpack.Encoder()
-_decoder = msgspec.msgpack.Decoder(UserState)
+_state_decoder = msgspec.msgpack.Decoder(UserState)
+_member_decoder = msgspec.msgpack.Decoder(Member)
+
+
+def state_of(member: UserState) -> UserState:
+    """The rules' part of ``member`` (a shallow copy when it is a ``Member``)."""
+    if type(member) is UserState:
+        return member
+    return UserState(**{name: getattr(member, name) for name in STATE_FIELDS})
 
 
 def encode_state(state: UserState) -> bytes:
-    return _encoder.encode(state)
+    return _encoder.encode(state_of(state))
 
 
 def decode_state(raw: bytes) -> UserState:
-    return _decoder.decode(raw)
+    return _state_decoder.decode(raw)
+
+
+def encode_member(member: Member) -> bytes:
+    return _encoder.encode(member)
+
+
+def decode_member(raw: bytes) -> Member:
+    return _member_decoder.decode(raw)

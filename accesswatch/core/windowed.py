@@ -1,8 +1,8 @@
 """Rule kinds over a member's recent events, on event time.
 
-Each rule keeps only the entries it needs, sorted by event time, so an event
-arriving a little out of order lands in the right place; entries older than
-the window plus the allowed lateness are dropped.
+Each rule keeps only the entries it needs, in event time: the core hands a
+member's events over in time order, however they arrived
+(``core/timeline.py``), so a window is the entries kept, ending at this event.
 """
 
 from __future__ import annotations
@@ -24,52 +24,28 @@ _time = itemgetter(0)  # an entry's event time, the sort key
 
 
 def _insert(st: UserState, rule_id: str, entry: Entry, keep: float) -> list[Entry]:
-    """Add ``entry`` in time order and drop what fell out of ``keep`` seconds."""
+    """Add ``entry`` (the member's newest: the core runs events in time order) and
+    drop what fell out of ``keep`` seconds."""
     entries = st.windows.get(rule_id)
     if entries is None:
         entries = st.windows[rule_id] = []
-    t = entry[0]
-    if not entries or entries[-1][0] <= t:
-        entries.append(entry)
-    else:
-        bisect.insort(entries, entry, key=_time)
-    horizon = (st.last_t if st.last_t > t else t) - keep
+    entries.append(entry)
+    horizon = entry[0] - keep
     if entries[0][0] < horizon:
         del entries[: bisect.bisect_left(entries, horizon, key=_time)]
     return entries
-
-
-def _in_window(
-    entries: list[Entry], t: float, window: float, distinct: bool = False
-) -> list[Entry]:
-    """The fullest span of ``window`` seconds that contains ``t``.
-
-    In order, that is simply the span ending at ``t``.  When ``t`` arrived late,
-    later entries exist and the fullest span may end after it.
-    """
-    lo = bisect.bisect_left(entries, t - window, key=_time)
-    if entries[-1][0] <= t:
-        return entries[lo:]
-    hi = bisect.bisect_right(entries, t, key=_time)
-    end = bisect.bisect_right(entries, t + window, key=_time)
-    best, best_n = entries[lo:hi], _size(entries[lo:hi], distinct)
-    for j in range(hi, end):
-        start = bisect.bisect_left(entries, entries[j][0] - window, key=_time)
-        span = entries[start : j + 1]
-        n = _size(span, distinct)
-        if n > best_n:
-            best, best_n = span, n
-    return best
 
 
 def _size(span: list[Entry], distinct: bool) -> int:
     return len({e[2] for e in span}) if distinct else len(span)
 
 
-def _evidence(entries: list[Entry]) -> tuple[list[str], list[str]]:
+def _evidence(entries: list[Entry]) -> tuple[list[Entry], list[str]]:
+    """The window as evidence (an entry starts with its time and event_id: the
+    alert counts only those past what it counted before, without a copy)."""
     recent = entries[-MAX_EVIDENCE:]
     subjects = list(dict.fromkeys(e[2] for e in recent if e[2]))
-    return [e[1] for e in recent], subjects
+    return entries, subjects
 
 
 def window_count(rule: r.WindowCount, ctx: EventContext, st: UserState) -> Firing | None:
@@ -79,11 +55,7 @@ def window_count(rule: r.WindowCount, ctx: EventContext, st: UserState) -> Firin
     if rule.only_unjustified and ctx.justified:
         return None
     window = seconds(rule.window)
-    entries = _insert(st, rule.id, (ctx.t, ev.event_id, ctx.sid, False), window + ctx.lateness)
-    # The span counted is a slice of what the rule keeps: too few kept, too few counted.
-    if len(entries) < rule.threshold:
-        return None
-    current = _in_window(entries, ctx.t, window, rule.distinct_subjects)
+    current = _insert(st, rule.id, (ctx.t, ev.event_id, ctx.sid, False), window)
     if len(current) < rule.threshold:
         return None
     n = _size(current, rule.distinct_subjects)
@@ -95,7 +67,7 @@ def window_count(rule: r.WindowCount, ctx: EventContext, st: UserState) -> Firin
     what = f"{n} {noun} in {_minutes(span)} (threshold {rule.threshold} within {rule.window})"
     if rule.only_unjustified:
         what += ", none with a justifying case"
-    return Firing(ids, [what], subjects, first_t=current[0][0])
+    return Firing(ids, [what], subjects)
 
 
 def out_of_area(rule: r.OutOfArea, ctx: EventContext, st: UserState) -> Firing | None:
@@ -107,10 +79,7 @@ def out_of_area(rule: r.OutOfArea, ctx: EventContext, st: UserState) -> Firing |
     if rule.unless_justified and ctx.justified:
         return None
     window = seconds(rule.window)
-    entries = _insert(
-        st, rule.id, (ctx.t, ctx.event.event_id, ctx.sid, True), window + ctx.lateness
-    )
-    current = _in_window(entries, ctx.t, window, distinct=True)
+    current = _insert(st, rule.id, (ctx.t, ctx.event.event_id, ctx.sid, True), window)
     areas = sorted(
         {ctx.ref.subjects[e[2]].area or "?" for e in current if e[2] in ctx.ref.subjects}
     )
@@ -122,7 +91,7 @@ def out_of_area(rule: r.OutOfArea, ctx: EventContext, st: UserState) -> Firing |
         f"opened {distinct} records from outside their area ({staff.area}) within "
         f"{rule.window}, in {', '.join(areas[:5])}, with no justifying case"
     )
-    return Firing(ids, [what], subjects, first_t=current[0][0])
+    return Firing(ids, [what], subjects)
 
 
 def volume(rule: r.Volume, ctx: EventContext, st: UserState) -> Firing | None:
@@ -132,14 +101,9 @@ def volume(rule: r.Volume, ctx: EventContext, st: UserState) -> Firing | None:
     window = seconds(rule.window)
     # Vehicle and address checks need no case: they never count as unjustified here.
     suspect = ctx.subject_type not in rule.casual_types and not ctx.justified
-    entries = _insert(
-        st, rule.id, (ctx.t, ctx.event.event_id, ctx.sid, suspect), window + ctx.lateness
-    )
+    current = _insert(st, rule.id, (ctx.t, ctx.event.event_id, ctx.sid, suspect), window)
     warm = hours >= rule.warmup_hours
     need = max(rule.min_count, rule.ratio * usual * window / 3600) if warm else rule.cold_min_count
-    if len(entries) < need:
-        return None
-    current = _in_window(entries, ctx.t, window)
     n = len(current)
     if n < need:
         return None
@@ -153,7 +117,7 @@ def volume(rule: r.Volume, ctx: EventContext, st: UserState) -> Firing | None:
         f"opened {n} records in {_minutes(span)}; {usual_text}; "
         f"{unjustified} of them people or incidents with no justifying case"
     )
-    return Firing(ids, [what], subjects, first_t=current[0][0])
+    return Firing(ids, [what], subjects)
 
 
 def _baseline(st: UserState, rule_id: str, t: float) -> tuple[float, float]:
@@ -184,23 +148,23 @@ def repeat_subject(rule: r.RepeatSubject, ctx: EventContext, st: UserState) -> F
     oldest = day - int(seconds(rule.lookback) // 86400)
     per_subject = st.days_seen.setdefault(rule.id, {})
     seen = per_subject.setdefault(ctx.sid, [])
-    if not any(d == day for d, _ in seen):
-        seen.append((day, ctx.event.event_id))
-        seen.sort()
-    seen[:] = [(d, e) for d, e in seen if d >= oldest]
+    if not seen or seen[-1][0] != day:  # the day's first open of this subject
+        seen.append((day, ctx.t, ctx.event.event_id))
+    if seen[0][0] < oldest:
+        seen[:] = [s for s in seen if s[0] >= oldest]
     if len(per_subject) > 1000:
         _prune(per_subject, oldest)
     if len(seen) < rule.min_days:
         return None
-    days = ", ".join(datetime.fromordinal(d).strftime("%d %b") for d, _ in seen)
+    days = ", ".join(datetime.fromordinal(d).strftime("%d %b") for d, _, _ in seen)
     what = (
         f"opened {ctx.subject_type} record {ctx.sid} on {len(seen)} separate days ({days}) "
         f"with no justifying case on any of them"
     )
-    return Firing([e for _, e in seen], [what], [ctx.sid])
+    return Firing([(t, e) for _, t, e in seen], [what], [ctx.sid])
 
 
-def _prune(per_subject: dict[str, list[tuple[int, str]]], oldest: int) -> None:
+def _prune(per_subject: dict[str, list[tuple[int, float, str]]], oldest: int) -> None:
     for sid in [s for s, seen in per_subject.items() if not seen or seen[-1][0] < oldest]:
         del per_subject[sid]
 

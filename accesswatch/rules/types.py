@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from functools import cache
 from typing import Literal
+from zoneinfo import ZoneInfo
 
 import msgspec
 
@@ -188,5 +189,26 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     # Work tails off after a case closes: a closed case still justifies access
     # by its assignees for this long (0 = the catalogue's strict reading).
     closed_case_grace: str = "48h"
-    # Events may arrive this late (event time) and still count in windows.
+    # How far behind a member's newest event an event may arrive and still be
+    # judged as if it had come in time order; older ones are refused as too_late.
+    horizon: str = "24h"
+    # Alerts are grouped by periods of local time (a rule's ``fold``) in this zone.
+    timezone: str = "Europe/London"
+    # Contract v1.0's allowance for slightly late events; the horizon replaced it.
+    # Still accepted so older packs load; it changes nothing.
     lateness: str = "10m"
+
+    def __post_init__(self) -> None:
+        for name in ("closed_case_grace", "horizon", "lateness"):
+            try:
+                seconds(getattr(self, name))
+            except ValueError as e:
+                raise ValueError(f"{name}: {e}") from None
+        try:
+            _zone_exists(self.timezone)
+        except Exception:
+            raise ValueError(f"timezone: {self.timezone!r} is not a known time zone") from None
+
+
+def _zone_exists(name: str) -> None:
+    ZoneInfo(name)

@@ -1,4 +1,4 @@
-"""Folding, deterministic ids, out-of-order events, state that survives encoding."""
+"""Folding, deterministic ids, late and repeated events, state that survives encoding."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from jsonschema import Draft202012Validator, FormatChecker
 
 from accesswatch.backtest import AlertBook
 from accesswatch.contract.schemas import schema
-from accesswatch.core import Detector, UserState
-from accesswatch.core.state import decode_state, encode_state
+from accesswatch.core import Detector, Member
+from accesswatch.core.state import decode_member, encode_member
 from accesswatch.rules import load_rules
 from tests.core.force import DAY, HOUR, T0, build_force, ev
 
@@ -30,9 +30,11 @@ def test_repeated_firings_fold_into_one_alert_that_counts_them() -> None:
     book = run(events)
     off_duty = [a for a in book.alerts.values() if a.rule_id == "AW-010"]
     assert len(off_duty) == 1
-    assert off_duty[0].count == 5 and book.folded == 4
+    assert off_duty[0].count == 5 and book.updates == 0  # one batch: reported once
     assert off_duty[0].event_ids == [e.event_id for e in events]
     assert off_duty[0].first_seen < off_duty[0].last_seen
+    # The reasons speak for the whole evidence, not the first firing alone.
+    assert off_duty[0].reasons[0].startswith("5 events between ")
 
 
 def test_fold_window_ends_and_a_new_alert_opens() -> None:
@@ -61,14 +63,73 @@ def test_reasons_say_why_in_plain_english() -> None:
     )
 
 
-def test_windows_tolerate_events_a_little_out_of_order() -> None:
+def test_events_out_of_order_give_the_alerts_of_time_order() -> None:
     subjects = [f"P-N{i:03d}" for i in range(25)]
     ordered = [ev(t=T0 + HOUR + i * 5, subject=s) for i, s in enumerate(subjects)]
     shuffled = ordered[:]
     random.Random(1).shuffle(shuffled)  # 2 minutes of events, out of order
-    a = {x.rule_id for x in run(ordered).alerts.values()}
-    b = {x.rule_id for x in run(shuffled).alerts.values()}
-    assert "AW-009" in a and "AW-009" in b
+    a, b = run(ordered), run_one_by_one(shuffled)
+    assert "AW-009" in {x.rule_id for x in a.alerts.values()}
+    assert msgspec.to_builtins(a.final()) == msgspec.to_builtins(b.final())
+
+
+def run_one_by_one(events, detector=None):
+    """Each event its own batch: every late one rewinds its member."""
+    detector = detector or Detector(load_rules(), build_force())
+    members: dict[str, Member] = {}
+    book = AlertBook()
+    for e in events:
+        book.add(detector.process_batch([e], members))
+    return book
+
+
+def test_an_open_61_minutes_behind_a_search_is_judged_not_refused() -> None:
+    """Issue 15's first crash: an event over an hour behind the member's newest."""
+    late = ev(t=T0 + HOUR, subject="P-FAM")
+    events = [ev(t=T0 + 2 * HOUR + 60, subject=None, action="search"), late]
+    book = run_one_by_one(events)
+    assert book.too_late == 0
+    assert "AW-002" in {a.rule_id for a in book.alerts.values()}
+
+
+def test_an_event_past_the_horizon_is_refused_as_too_late() -> None:
+    detector = Detector(load_rules(), build_force())
+    members: dict[str, Member] = {}
+    detector.process_batch([ev(t=T0 + 3 * DAY)], members)
+    outcome = detector.process_batch(
+        [ev(t=T0 + 2 * DAY - 1, subject="P-FAM"), ev(t=T0 + 2 * DAY + 1, subject="P-FAM")],
+        members,
+    )
+    assert outcome.too_late == [0]
+    assert {a.rule_id for a in outcome.changed} == {"AW-002"}
+
+
+def test_a_repeated_event_changes_nothing() -> None:
+    events = [ev(t=T0 + 12 * HOUR + i * 60, subject=None, action="search") for i in range(5)]
+    once = run(events)
+    detector = Detector(load_rules(), build_force())
+    members: dict[str, Member] = {}
+    book = AlertBook()
+    book.add(detector.process_batch(events, members))
+    again = detector.process_batch([events[2], events[0], events[2]], members)
+    assert again.repeats == [0, 1, 2] and not again.changed
+    book.add(again)
+    assert msgspec.to_builtins(book.final()) == msgspec.to_builtins(once.final())
+
+
+def test_a_late_event_updates_the_alert_it_joins() -> None:
+    """A late event in the same period joins its alert: same id, more evidence."""
+    first = [ev(t=T0 + 12 * HOUR + i * 60, subject=None, action="search") for i in (1, 2)]
+    late = ev(t=T0 + 12 * HOUR, subject=None, action="search")
+    detector = Detector(load_rules(), build_force())
+    members: dict[str, Member] = {}
+    (before,) = [a for a in detector.process_batch(first, members).changed
+                 if a.rule_id == "AW-010"]
+    (after,) = [a for a in detector.process_batch([late], members).changed
+                if a.rule_id == "AW-010"]
+    assert after.alert_id == before.alert_id
+    assert (before.count, after.count) == (2, 3)
+    assert after.first_seen < before.first_seen and after.event_ids[0] == late.event_id
 
 
 def test_state_survives_encoding_between_batches() -> None:
@@ -79,22 +140,20 @@ def test_state_survives_encoding_between_batches() -> None:
         + [ev(t=T0 + 4 * DAY + 12 * HOUR + i, subject=None, action="search") for i in range(3)]
     )
     whole = run(events)
-    states: dict[str, UserState] = {}
+    members: dict[str, Member] = {}
     detector = Detector(load_rules(), build_force())
     book = AlertBook()
     for cut in range(0, len(events), 7):
-        book.add(detector.process_batch(events[cut : cut + 7], states))
-        states = {k: decode_state(encode_state(v)) for k, v in states.items()}
-    assert msgspec.to_builtins(list(book.alerts.values())) == msgspec.to_builtins(
-        list(whole.alerts.values())
-    )
+        book.add(detector.process_batch(events[cut : cut + 7], members))
+        members = {k: decode_member(encode_member(v)) for k, v in members.items()}
+    assert msgspec.to_builtins(book.final()) == msgspec.to_builtins(whole.final())
     assert {"AW-007", "AW-009", "AW-010"} <= {a.rule_id for a in whole.alerts.values()}
 
 
 def test_hot_swapped_rules_keep_state() -> None:
     detector = Detector(load_rules(), build_force())
-    states: dict[str, UserState] = {}
-    detector.process_batch([ev(t=T0 + d * DAY + HOUR, subject="P-X") for d in range(2)], states)
+    members: dict[str, Member] = {}
+    detector.process_batch([ev(t=T0 + d * DAY + HOUR, subject="P-X") for d in range(2)], members)
     detector.set_rules(load_rules())
-    fired = detector.process_batch([ev(t=T0 + 2 * DAY + HOUR, subject="P-X")], states)
-    assert "AW-007" in {f.alert.rule_id for f in fired}
+    outcome = detector.process_batch([ev(t=T0 + 2 * DAY + HOUR, subject="P-X")], members)
+    assert "AW-007" in {a.rule_id for a in outcome.changed}

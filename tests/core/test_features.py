@@ -35,7 +35,7 @@ def feed(seed: int, n: int = 1500) -> list:
 
 
 def ctx(e) -> EventContext:  # type: ignore[no-untyped-def]
-    return EventContext(e, REF, 0.0, 0.0, 0.0)
+    return EventContext(e, REF, 0.0, 0.0)
 
 
 def afresh(seen: list, e) -> dict[str, float]:  # type: ignore[no-untyped-def]

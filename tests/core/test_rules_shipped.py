@@ -9,7 +9,7 @@ import msgspec
 import pytest
 
 from accesswatch.contract.events import AccessEvent
-from accesswatch.core import Detector, UserState
+from accesswatch.core import Detector, Member
 from accesswatch.rules import load_rules
 from tests.core.force import DAY, HOUR, T0, build_force, ev
 
@@ -26,8 +26,8 @@ def alone(*rule_ids: str):
 
 def fired_rules(events: list[AccessEvent], pack=PACK) -> set[str]:
     detector = Detector(pack, build_force())
-    states: dict[str, UserState] = {}
-    return {f.alert.rule_id for f in detector.process_batch(events, states)}
+    members: dict[str, Member] = {}
+    return {a.rule_id for a in detector.process_batch(events, members).changed}
 
 
 def repeat(
