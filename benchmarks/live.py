@@ -283,8 +283,8 @@ def pipeline_env(address: str, name: str, model: Path | None = None,
 
 
 def _worker(procs: Processes, address: str, work: Path, total: int, name: str,
-            model: Path | None = None) -> dict[str, Any]:
-    environ = pipeline_env(address, name, model)
+            model: Path | None = None, events: str = TOPIC) -> dict[str, Any]:
+    environ = pipeline_env(address, name, model, events=events)
     cli(environ, work, "topics", "create")  # this run's changelog, alert and DLQ topics
     worker = Worker(procs, name, environ, work)
     try:

@@ -22,6 +22,7 @@ from accesswatch.reference import load_reference_dir
 from accesswatch.rules import load_rules
 from benchmarks.backtest_jobs import bench_jobs, report_jobs
 from benchmarks.broker import LiveBenchError
+from benchmarks.delivery_report import report_delivery
 from benchmarks.live import LiveOptions, bench_live
 from benchmarks.live_report import report_live
 
@@ -80,11 +81,25 @@ def main() -> None:
     parser.add_argument("--no-memory", action="store_true", help="no worker memory runs")
     parser.add_argument("--memory-staff", default="2000,20000",
                         help="force sizes (staff; about 30 subjects each) for the memory runs")
+    parser.add_argument("--no-delivery", action="store_true",
+                        help="no out-of-order delivery runs (backtest and live)")
+    parser.add_argument("--only", choices=("delivery",),
+                        help="run only this section; its part of docs/BENCHMARKS.md is replaced, "
+                             "the rest kept, and its figures go to results/delivery.json")
+    parser.add_argument("--delivery-turns", type=int, default=3,
+                        help="out-of-order delivery: alternated turns on each order (at least 2)")
+    parser.add_argument("--delivery-seed", type=int, default=1,
+                        help="seed of the feed-delivery simulator (benchmarks/delivery.py)")
     parser.add_argument("--cache", type=Path,
                         default=Path(os.environ.get("TMPDIR", "/tmp")) / "accesswatch-bench")
     args = parser.parse_args()
+    if args.delivery_turns < 2:
+        parser.error("--delivery-turns: at least 2, so the machine's load falls on both orders")
     started = time.perf_counter()
     data = force(args.staff, args.days, args.seed, args.cache)
+    if args.only == "delivery":
+        delivery_only(args, data)
+        return
     results = {
         "machine": machine(),
         "data": {"staff": args.staff, "days": args.days, "seed": args.seed},
@@ -102,6 +117,12 @@ def main() -> None:
         parts = ("scale_out", "latency", "memory")
         failed = failed or next((f"live {k} failed: {results['live'][k]['error']}" for k in parts
                                  if "error" in results["live"].get(k, {})), None)
+    if not args.no_delivery:
+        try:
+            results["delivery"] = bench_delivery(args, data)
+        except Exception as e:  # the rest of the run's figures must still be written
+            results["delivery"] = {"error": f"{type(e).__name__}: {e}"}
+        failed = failed or delivery_failure(results["delivery"])
     results["machine"]["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     results["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     results["wall_seconds"] = round(time.perf_counter() - started, 1)
@@ -113,6 +134,64 @@ def main() -> None:
     print(json.dumps(results, indent=2))
     if failed:
         raise SystemExit(failed)
+
+
+def bench_delivery(args: argparse.Namespace, data: Path) -> dict[str, object]:
+    """Out-of-order delivery: the backtest on both orders, then (with live runs) the worker."""
+    from benchmarks.delivery_bench import bench_delivery as backtests
+    from benchmarks.delivery_live import bench_delivery_live
+
+    out = backtests(data, args.cache, args.delivery_turns, args.delivery_seed)
+    if args.live_events:
+        try:
+            out["live"] = bench_delivery_live(data, args.cache, args.live_events,
+                                              args.delivery_turns, args.delivery_seed,
+                                              model=not args.no_live_model)
+        except LiveBenchError as e:
+            out["live"] = {"error": str(e)}
+    return out
+
+
+def delivery_failure(r: dict) -> str | None:
+    """Why the delivery section failed, if it did (its report shows the details)."""
+    if "error" in r:
+        return f"delivery failed: {r['error']}"
+    for key in ("rules_only", "rules_model"):
+        for order in ("in_order", "delivered"):
+            if "error" in r[key][order]:
+                return f"delivery backtest ({key}, {order}) failed: " \
+                       f"{r[key][order]['error'].splitlines()[0]}"
+    live = r.get("live", {})
+    return f"delivery live failed: {live['error']}" if "error" in live else None
+
+
+def delivery_only(args: argparse.Namespace, data: Path) -> None:
+    """``--only delivery``: this section alone, spliced into the existing report."""
+    r = bench_delivery(args, data)
+    r["machine"] = machine()
+    r["data"] = {"staff": args.staff, "days": args.days, "seed": args.seed}
+    out = ROOT / "benchmarks" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "delivery.json").write_text(json.dumps(r, indent=2))
+    doc = ROOT / "docs" / "BENCHMARKS.md"
+    section = report_delivery(r)
+    doc.write_text(splice(doc.read_text() if doc.exists() else "# Benchmarks\n", section))
+    print(json.dumps(r, indent=2))
+    failed = delivery_failure(r)
+    if failed:
+        raise SystemExit(failed)
+
+
+def splice(text: str, section: str) -> str:
+    """``text`` with its out-of-order delivery section replaced by ``section`` (put
+    before "## Reproduce" when it has none)."""
+    heading = section.lstrip("\n").split("\n", 1)[0]
+    start = text.find("\n" + heading + "\n")
+    if start >= 0:
+        end = text.find("\n## ", start + 1 + len(heading))
+        return text[:start] + section + (text[end:] if end >= 0 else "\n")
+    at = text.find("\n## Reproduce")
+    return text + section if at < 0 else text[:at] + section + text[at:]
 
 
 def live_options(args: argparse.Namespace, data: Path) -> LiveOptions:
@@ -208,7 +287,7 @@ reference data loaded beforehand.
 Peak RSS of the benchmark process: {r['peak_rss_mb']} MB.
 {report_model(r['model'], b)}
 {report_jobs(r.get('backtest_jobs'))}
-{report_live(r.get('live'))}
+{report_live(r.get('live'))}{report_delivery(r.get('delivery'))}
 ## Reproduce
 
 ```sh
@@ -220,10 +299,14 @@ make bench        # python -m benchmarks.run: backtest, model, then the live run
 .venv/bin/python -m benchmarks.run --memory-staff 2000,5000,20000           # more force sizes
 .venv/bin/python -m benchmarks.fetch_size       # what a bare consumer holds reading a backlog
 .venv/bin/python -m benchmarks.model_cost       # the model's cost to batch handling alone
+.venv/bin/python -m benchmarks.run --only delivery                 # out-of-order delivery alone
+.venv/bin/python -m benchmarks.run --only delivery --live-events 0 # …its backtest part only
+.venv/bin/python -m benchmarks.delivery IN.jsonl OUT.jsonl --seed 1  # any file, as delivered
 ```
 
 `--no-live-model` leaves out the rules + model worker and every part that uses it
-(two workers, latency, memory). This run took {r['wall_seconds'] / 60:.0f} minutes.
+(two workers, latency, memory, the live delivery runs' model worker); `--no-delivery` the
+out-of-order delivery section. This run took {r['wall_seconds'] / 60:.0f} minutes.
 
 The generated forces are cached in `$TMPDIR/accesswatch-bench` (the 20,000-staff one
 takes about a minute and a half to make, once); the live runs use a temporary broker

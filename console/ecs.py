@@ -7,6 +7,12 @@
 >>> doc = to_ecs(a)
 >>> doc["event"]["kind"], doc["rule"]["id"], doc["event"]["severity"], doc["user"]["id"]
 ('alert', 'AW-011', 99, 'E00412')
+>>> doc["event"]["id"], {k: doc["accesswatch"]["alert"][k] for k in ("version", "update")}
+('aw-1', {'version': 1, 'update': False})
+
+An alert re-published with more evidence (contract v1.1) gives the same
+``event.id`` and a higher ``accesswatch.alert.version``: a SIEM that indexes by
+``event.id`` overwrites the document it holds.
 """
 
 from __future__ import annotations
@@ -48,9 +54,12 @@ def to_ecs(alert: Alert, *, member: StaffInfo | None = None,
         "accesswatch": {
             "alert": {"count": alert.count, "event_ids": list(alert.event_ids),
                       "subject_ids": list(alert.subject_ids), "reasons": list(alert.reasons),
-                      "severity": alert.severity},
+                      "severity": alert.severity, "version": alert.version,
+                      "update": alert.version > 1},
         },
     }
+    if alert.updated_at is not None:
+        doc["accesswatch"]["alert"]["updated_at"] = alert.updated_at
     if member is not None:
         doc["user"]["roles"] = [member.role]
         doc["accesswatch"]["member"] = msgspec.to_builtins(member)

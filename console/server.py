@@ -88,7 +88,8 @@ async def _serve(s: ConsoleSettings, users: object, signer: SessionSigner,
             secret = (s.console_webhook_secret.get_secret_value()
                       if s.console_webhook_secret else None)
             webhook = asyncio.create_task(run_webhook(
-                s, state, WebhookSink(s.console_webhook_url, secret=secret)), name="webhook")
+                s, state, WebhookSink(s.console_webhook_url, secret=secret),
+                counts[s.topic_alerts]), name="webhook")
             say(f"console: sending alerts to the webhook (consumer group {s.webhook_group})")
         await stop.wait()
         say("console: stopping")

@@ -31,10 +31,13 @@ class ConsoleState:
         return bool(self.caught_up) and all(self.caught_up.values())
 
     # --- changes, each announced to the live listeners ---------------------
-    def add_alert(self, alert: Alert) -> None:
-        self.alerts.add(alert)
+    def add_alert(self, alert: Alert) -> bool:
+        """Hold ``alert`` if it is new or newer than the version held; True when it was."""
+        if self.alerts.add(alert) == "stale":
+            return False
         if self.hub.listeners:  # none while the backlog is read at start
             self.hub.publish("alert", summary(self, alert))
+        return True
 
     def apply_decision(self, decision: Decision) -> None:
         if self.triage.apply(decision):
@@ -52,7 +55,8 @@ def summary(state: ConsoleState, alert: Alert) -> dict[str, Any]:
         "severity": alert.severity, "score": alert.score, "count": alert.count,
         "area": state.staff.area(alert.user_id), "status": d.status if d else "new",
         "assignee": d.assignee if d else None, "reason": alert.reasons[0],
-        "last_seen": alert.last_seen,
+        "last_seen": alert.last_seen, "version": alert.version,
+        "updated_at": alert.updated_at,
     }
 
 

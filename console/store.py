@@ -14,13 +14,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import OrderedDict, defaultdict
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
 from accesswatch.contract.events import AccessEvent
 from accesswatch.contract.reference import StaffMember
 from accesswatch.core import Alert
+
+Added = Literal["new", "updated", "stale"]
 
 
 class Evidence(msgspec.Struct, omit_defaults=True):
@@ -89,26 +91,49 @@ class StaffDirectory:
 
 
 class AlertStore:
-    """Alerts by id in arrival order, and each member's alert ids; at most ``limit``."""
+    """Alerts by id in arrival order, and each member's alert ids; at most ``limit``.
+
+    Each id holds its highest version (contract v1.1): a newer version replaces the
+    alert's content where it stands, an older or the same one changes nothing.
+
+    >>> store = AlertStore(limit=10)
+    >>> a = Alert("aw-1", "2026-03-02T09:14:03Z", "E1", "AW-011", "Leaver account used",
+    ...           "critical", 85.0, ["e1"], ["a leaver"], "2026-03-02T09:14:00Z",
+    ...           "2026-03-02T09:14:00Z", 1)
+    >>> v2 = msgspec.structs.replace(a, version=2, count=2, event_ids=["e1", "e2"])
+    >>> store.add(a), store.add(v2), store.add(a), store.get("aw-1").count
+    ('new', 'updated', 'stale', 2)
+    """
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.alerts: OrderedDict[str, Alert] = OrderedDict()
         self.by_user: dict[str, list[str]] = defaultdict(list)
 
-    def add(self, alert: Alert) -> bool:
-        """Keep ``alert``; a replay of a known id replaces it. True when it is new."""
-        new = alert.alert_id not in self.alerts
+    def add(self, alert: Alert) -> Added:
+        """Keep ``alert`` if it is new or a newer version of one held."""
+        held = self.alerts.get(alert.alert_id)
+        if held is not None:
+            if alert.version <= held.version:
+                return "stale"
+            # Assigning to a held key keeps its place: eviction order is first arrival.
+            self.alerts[alert.alert_id] = alert
+            if held.user_id != alert.user_id:  # ids include the member; never expected
+                self._unindex(held)
+                self.by_user[alert.user_id].append(alert.alert_id)
+            return "updated"
         self.alerts[alert.alert_id] = alert
-        if new:
-            self.by_user[alert.user_id].append(alert.alert_id)
+        self.by_user[alert.user_id].append(alert.alert_id)
         while len(self.alerts) > self.limit:
             _, old = self.alerts.popitem(last=False)
-            ids = self.by_user[old.user_id]
-            ids.remove(old.alert_id)
-            if not ids:
-                del self.by_user[old.user_id]
-        return new
+            self._unindex(old)
+        return "new"
+
+    def _unindex(self, alert: Alert) -> None:
+        ids = self.by_user[alert.user_id]
+        ids.remove(alert.alert_id)
+        if not ids:
+            del self.by_user[alert.user_id]
 
     def get(self, alert_id: str) -> Alert | None:
         return self.alerts.get(alert_id)

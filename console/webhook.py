@@ -5,6 +5,10 @@ in seconds is honoured, capped at ``max_delay``).  Any other 4xx is the
 receiver refusing the document itself: retrying would not help, so it is
 logged by status and skipped.  With ``secret`` set, each body is signed:
 ``X-Accesswatch-Signature: sha256=<hex hmac of the body>``.
+
+The sink sends what it is given.  Which versions of an alert it is given (each
+higher than the last sent, never an older one) is the loop's choice:
+``console.siem.run_webhook``.
 """
 
 from __future__ import annotations

@@ -68,6 +68,7 @@ class Pipeline:
         self.broker_up = True
         self.restart_reason: str | None = None  # set when the worker must start afresh
         self.next_offset: dict[int, int] = {}  # events partition → next offset to process
+        self._handling = False  # a batch is being handled: held versions wait for its end
         self._gc_quiet = False
         self.app = self._build_app()
         metrics.rules.info({"version": rules.version, "rules": str(len(rules.active))})
@@ -147,6 +148,8 @@ class Pipeline:
         app.timer(2.0, name="accesswatch.lag")(self._measure_lag)
         app.timer(5.0, name="accesswatch.broker-probe")(self._probe_broker)
         app.timer(s.reload_interval, name="accesswatch.reload")(self._reload)
+        # Held alert versions go out when due, though no event comes to carry them.
+        app.timer(1.0, name="accesswatch.alert-updates")(self._release_when_idle)
         return app
 
     async def _detect(self, stream: Any) -> None:
@@ -198,10 +201,19 @@ class Pipeline:
             _quiet_gc()
 
     async def handle(self, messages: list[Message]) -> BatchOutcome:
+        self._handling = True
+        try:
+            return await self._handle(messages)
+        finally:
+            self._handling = False
+
+    async def _handle(self, messages: list[Message]) -> BatchOutcome:
         started = time.perf_counter()
         fresh = self.outputs.unprimed(m.partition for m in messages)
         if fresh:  # first events of partitions new to this worker: the table is recovered
             await asyncio.wait_for(self.outputs.prime(fresh, self.table.data), PRIME_TIMEOUT)
+            for p in fresh:  # versions the previous owner held back go out with this batch
+                await self.outputs.recover_held(p, self.states.load)
             self.head.expect(await asyncio.wait_for(committed_offsets(self.settings, fresh),
                                                     PRIME_TIMEOUT))
         holes = self.head.holes(messages)
@@ -214,15 +226,36 @@ class Pipeline:
                                      f"{sorted(p for p, _, _ in holes)}")
             return BatchOutcome()
         out = run_batch(self.detector, messages, self.states.load, self.states.reload)
-        await self.outputs.publish(out, messages)  # returns once the broker has them
+        sent = await self.outputs.publish(out, messages)  # returns once the broker has them
+        if out.withdrawn:  # rare, and the contract cannot retract: say so (ids are hashes)
+            log.warning("%d published alerts are not raised in time order after late events "
+                        "(a firing moved to another period): %s", len(out.withdrawn),
+                        ", ".join(out.withdrawn[:5]))
         self.states.store(out.states, out.applied)
+        await self._release()
         if not self.coalesce:
             self.states.flush()
         for msg in messages:
             if msg.offset >= self.next_offset.get(msg.partition, 0):
                 self.next_offset[msg.partition] = msg.offset + 1
-        self.metrics.record(out, len(messages), time.perf_counter() - started, time.time())
+        self.metrics.record(out, sent, len(messages), time.perf_counter() - started, time.time())
+        self.metrics.updates_held.set(len(self.outputs.held))
         return out
+
+    async def _release(self, everything: bool = False) -> None:
+        """Publish the alert versions now due (``Outputs.held``) and store what moved."""
+        if not self.outputs.held:
+            return
+        sent, touched = await self.outputs.release(self.states.load, everything)
+        self.states.store(touched)
+        if not self.coalesce:
+            self.states.flush()
+        self.metrics.count_sent(sent, time.time())
+        self.metrics.updates_held.set(len(self.outputs.held))
+
+    async def _release_when_idle(self) -> None:
+        if self.outputs.held and not self._handling:
+            await self._release()
 
     async def _start_afresh(self, messages: list[Message], reason: str) -> None:
         """Stop with none of ``messages`` committed; ``worker.py`` then restarts in place.
@@ -240,6 +273,12 @@ class Pipeline:
     async def _on_revoked(self, app: Any, revoked: Any = None, **_: Any) -> None:
         # Faust has waited for the agent and committed; whoever owns these partitions next
         # recovers from the changelog, so it must hold everything before we let go.
+        # Versions held back go out first: the newest version of an alert always does.
+        try:
+            await self._release(everything=True)
+        except Exception as e:  # the mark names their members: the next owner sends them
+            log.warning("could not publish held alert versions before a rebalance: %s",
+                        type(e).__name__)
         self.states.forget()
         await self.app.producer.flush()
         gone = [tp.partition for tp in revoked or () if tp.topic == self.settings.topic_events]

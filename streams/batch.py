@@ -18,9 +18,9 @@ from typing import Protocol
 import msgspec
 
 from accesswatch.contract.events import AccessEvent, decode_event
-from accesswatch.core import Alert, Detector, Fired, UserState
+from accesswatch.core import Alert, Detector, Member, Outcome
 from accesswatch.errors import InvalidRecord
-from streams.stored import already_applied
+from streams.stored import StoredState, already_applied
 
 log = logging.getLogger("accesswatch.batch")
 
@@ -48,20 +48,25 @@ class Rejected:
 
 @dataclass(slots=True)
 class BatchOutcome:
-    alerts: list[Alert] = field(default_factory=list)  # new: publish these
-    folded: list[Alert] = field(default_factory=list)  # repeats: count, do not publish
+    # Alerts new or changed: their whole content now, for the publisher to version.
+    alerts: list[Alert] = field(default_factory=list)
+    withdrawn: list[str] = field(default_factory=list)  # see ``Outcome.withdrawn``
     rejected: list[Rejected] = field(default_factory=list)
     processed: int = 0  # valid events, including those ``skipped``
     skipped: int = 0  # read again after a restart; the member's stored state has them
+    repeats: int = 0  # event ids the member's timeline already held: changed nothing
+    rewound: int = 0  # members put back in event time for a late event
+    replayed: int = 0  # events judged in those members' runs
+    fallbacks: int = 0  # batches the core failed on, retried event by event
     # Every member seen in the batch → (their state, the partition their events came on).
-    states: dict[str, tuple[UserState, int]] = field(default_factory=dict)
+    states: dict[str, tuple[Member, int]] = field(default_factory=dict)
     # Member → (partition, offset after their last event applied in this batch).
     applied: dict[str, tuple[int, int]] = field(default_factory=dict)
     rows_due: int = 0  # feature rows due a score (with a model)
     rows_judged: int = 0  # ... of which the model judged; the rest could not yield a verdict
 
 
-StateLoader = Callable[[str], UserState | None]
+StateLoader = Callable[[str], Member | None]
 
 
 def decode(raw: bytes) -> AccessEvent:
@@ -101,28 +106,37 @@ def run_batch(detector: Detector, messages: Sequence[Message], load_state: State
         # State goes back to the partition the member's events arrive on, so a
         # worker that later owns that partition recovers it from the changelog.
         partition_of[event.user_id] = m.partition
-    states: dict[str, UserState] = {}
+    states: dict[str, Member] = {}
     for uid in partition_of:
         state = load_state(uid)
-        if state is not None:
-            states[uid] = state
+        # A new member starts as what the table stores, so it stays one object.
+        states[uid] = state if state is not None else StoredState()
     out.processed = len(events)
     events, sources = _not_yet_applied(events, sources, states, out)
     due, judged = detector.rows_due, detector.rows_judged
     try:
-        fired = detector.process_batch(events, states)
+        outcome = detector.process_batch(events, states)
     except Exception:
         log.exception("detection core failed on a batch; retrying event by event")
-        fired = _one_by_one(detector, events, sources, reload_state or load_state, states, out)
+        out.fallbacks += 1
+        outcome = _one_by_one(detector, events, sources, reload_state or load_state, states, out)
     out.rows_due, out.rows_judged = detector.rows_due - due, detector.rows_judged - judged
-    for f in fired:
-        (out.folded if f.folded else out.alerts).append(f.alert)
+    out.alerts = outcome.changed
+    out.withdrawn = outcome.withdrawn
+    out.repeats, out.rewound, out.replayed = len(outcome.repeats), outcome.rewound, \
+        outcome.replayed
+    if outcome.too_late:
+        horizon = detector.pack.settings.horizon
+        for i in outcome.too_late:
+            out.processed -= 1
+            out.rejected.append(Rejected(sources[i], InvalidRecord(
+                f"more than {horizon} behind the member's newest event", "too_late")))
     out.states = {uid: (st, partition_of[uid]) for uid, st in states.items()}
     return out
 
 
 def _not_yet_applied(events: list[AccessEvent], sources: list[Message],
-                     states: dict[str, UserState], out: BatchOutcome
+                     states: dict[str, Member], out: BatchOutcome
                      ) -> tuple[list[AccessEvent], list[Message]]:
     """Drop events a stored state already includes (a replay after a crash); note the rest."""
     kept_events, kept_sources = [], []
@@ -137,21 +151,35 @@ def _not_yet_applied(events: list[AccessEvent], sources: list[Message],
 
 
 def _one_by_one(detector: Detector, events: list[AccessEvent], sources: list[Message],
-                load_state: StateLoader, states: dict[str, UserState],
-                out: BatchOutcome) -> list[Fired]:
-    """Isolate an event the core cannot handle: dead-letter it, keep the rest going."""
+                load_state: StateLoader, states: dict[str, Member],
+                out: BatchOutcome) -> Outcome:
+    """Isolate an event the core cannot handle: dead-letter it, keep the rest going.
+
+    A last resort, counted (``accesswatch_core_fallbacks_total``): no valid event
+    should ever get here.
+    """
     states.clear()
-    fired: list[Fired] = []
-    for event, source in zip(events, sources, strict=True):
-        state = states.get(event.user_id)
-        if state is None:
-            state = states[event.user_id] = load_state(event.user_id) or UserState()
+    total = Outcome()
+    changed: dict[str, Alert] = {}
+    for i, (event, source) in enumerate(zip(events, sources, strict=True)):
+        member = states.get(event.user_id)
+        if member is None:
+            member = states[event.user_id] = load_state(event.user_id) or Member()
         try:
-            fired.extend(detector.process(event, state))
+            outcome = detector.process(event, member)
         except Exception as e:
             log.error("detection core failed on %s partition %d offset %d: %s",
                       source.topic, source.partition, source.offset, type(e).__name__)
             out.processed -= 1
             out.rejected.append(Rejected(source, InvalidRecord(
                 f"detection core raised {type(e).__name__}", "processing_error")))
-    return fired
+            continue
+        for alert in outcome.changed:
+            changed[alert.alert_id] = alert
+        total.withdrawn.extend(outcome.withdrawn)
+        total.too_late.extend(i for _ in outcome.too_late)
+        total.repeats.extend(i for _ in outcome.repeats)
+        total.rewound += outcome.rewound
+        total.replayed += outcome.replayed
+    total.changed = list(changed.values())
+    return total

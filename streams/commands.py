@@ -14,6 +14,8 @@ from functools import wraps
 from pathlib import Path
 from typing import Any
 
+from streams.tail import HELP as TAIL_HELP  # cheap: no Kafka, no core
+
 Handler = Callable[[argparse.Namespace], int]
 
 
@@ -40,10 +42,11 @@ def add_commands(sub: Any) -> dict[str, Handler]:
     rp.add_argument("--limit", type=int, help="stop after this many events")
     rp.add_argument("--no-progress", action="store_true")
 
-    a = sub.add_parser("alerts", help="watch the alert topic")
+    a = sub.add_parser("alerts", help="watch the alert topic", description=TAIL_HELP,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     a.add_argument("action", choices=["tail"])
     a.add_argument("--from-beginning", action="store_true")
-    a.add_argument("--max", type=int, help="stop after this many alerts")
+    a.add_argument("--max", type=int, help="stop after this many alerts and updates")
     a.add_argument("--idle-exit", type=float, help="stop after this many idle seconds")
     a.add_argument("--json", action="store_true", help="print the alert JSON as it is")
     a.add_argument("--color", choices=["auto", "always", "never"], default="auto")

@@ -19,6 +19,7 @@ from accesswatch.contract.timestamps import parse_ts
 
 if TYPE_CHECKING:
     from streams.batch import BatchOutcome
+    from streams.outputs import Sent
 
 # Event time → publish: seconds for a live feed, but a replayed history is days old.
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600, 86400)
@@ -39,11 +40,30 @@ class Metrics:
         self._rejected = Counter("accesswatch_events_rejected",
                                  "Invalid access events sent to the dead-letter topic",
                                  ["reason"], registry=r)
-        self._alerts = Counter("accesswatch_alerts", "Alerts published", ["rule_id", "severity"],
-                               registry=r)
-        self._folded = Counter("accesswatch_alerts_folded",
-                               "Firings folded into an already-published alert", ["rule_id"],
-                               registry=r)
+        self._alerts = Counter("accesswatch_alerts", "Alerts published (each alert once, at "
+                               "its first version)", ["rule_id", "severity"], registry=r)
+        self._updates = Counter("accesswatch_alert_updates",
+                                "Later versions of alerts published (evidence grew)",
+                                ["rule_id"], registry=r)
+        self.updates_held = Gauge("accesswatch_alert_updates_held",
+                                  "Alert versions waiting for their update interval",
+                                  registry=r)
+        self.withdrawn = Counter("accesswatch_alerts_withdrawn",
+                                 "Published alerts a late event showed time order never "
+                                 "raises", registry=r)
+        self.duplicates = Counter("accesswatch_events_duplicate",
+                                  "Events whose event_id the member's timeline already held: "
+                                  "they changed nothing", registry=r)
+        self.rewinds = Counter("accesswatch_late_rewinds",
+                               "Members put back in event time for an event behind their "
+                               "newest", registry=r)
+        self.replayed = Counter("accesswatch_events_replayed",
+                                "Events judged again after a rewind (the late ones included)",
+                                registry=r)
+        self.fallbacks = Counter("accesswatch_core_fallbacks",
+                                 "Batches the detection core failed on, retried event by "
+                                 "event (a bug: valid events should never need it)",
+                                 registry=r)
         self.latency = Histogram("accesswatch_event_to_alert_latency_seconds",
                                  "Event time of the triggering event to alert publish",
                                  buckets=LATENCY_BUCKETS, registry=r)
@@ -91,16 +111,22 @@ class Metrics:
                                    ["outcome"], registry=r)
         self._children: dict[tuple[str, ...], Any] = {}
 
-    def record(self, out: BatchOutcome, messages: int, seconds: float, now: float) -> None:
+    def record(self, out: BatchOutcome, sent: Sent, messages: int, seconds: float,
+               now: float) -> None:
         """Count a handled batch, once its alerts and dead letters are on their way."""
         for rejected in out.rejected:
             self.rejected(rejected.error.reason_class).inc()
-        for alert in out.alerts:
-            self.alert(alert.rule_id, alert.severity).inc()
-            self.latency.observe(max(0.0, now - parse_ts(alert.last_seen)))
-        for alert in out.folded:
-            self.folded(alert.rule_id).inc()
+        self.count_sent(sent, now)
         self.processed.inc(out.processed)
+        if out.repeats:
+            self.duplicates.inc(out.repeats)
+        if out.rewound:
+            self.rewinds.inc(out.rewound)
+            self.replayed.inc(out.replayed)
+        if out.withdrawn:
+            self.withdrawn.inc(len(out.withdrawn))
+        if out.fallbacks:
+            self.fallbacks.inc(out.fallbacks)
         if out.skipped:
             self.replay_skipped("event").inc(out.skipped)
         if out.rows_due:
@@ -110,15 +136,23 @@ class Metrics:
         self.batch_size.observe(messages)
         self.batch_seconds.observe(seconds)
 
+    def count_sent(self, sent: Sent, now: float) -> None:
+        """Count alerts published: new ones once each, later versions apart."""
+        for alert in sent.new:
+            self.alert(alert.rule_id, alert.severity).inc()
+            self.latency.observe(max(0.0, now - parse_ts(alert.last_seen)))
+        for alert in sent.updates:
+            self.update(alert.rule_id).inc()
+
     def expect_alerts(self, rules: Iterable[tuple[str, str]]) -> None:
-        """Create each (rule id, severity)'s alert and folded counters at zero.
+        """Create each (rule id, severity)'s alert and update counters at zero.
 
         A counter that first appears at 1 has no earlier sample, so ``rate()`` and
         ``increase()`` miss the first alert of each rule after every restart.
         """
         for rule_id, severity in rules:
             self.alert(rule_id, severity)
-            self.folded(rule_id)
+            self.update(rule_id)
 
     def expect_model_rows(self) -> None:
         """Both row counters from zero (see ``expect_alerts``); they stay there without a
@@ -146,8 +180,8 @@ class Metrics:
     def alert(self, rule_id: str, severity: str) -> Any:
         return self._child(("alert", rule_id, severity), self._alerts, rule_id, severity)
 
-    def folded(self, rule_id: str) -> Any:
-        return self._child(("fold", rule_id), self._folded, rule_id)
+    def update(self, rule_id: str) -> Any:
+        return self._child(("update", rule_id), self._updates, rule_id)
 
     def lag(self, partition: int) -> Any:
         return self._child(("lag", str(partition)), self._lag, str(partition))

@@ -79,6 +79,9 @@ class Settings(BaseSettings):
                                     "partitions back at once, without a rebalance")
     rules_path: Path | None = None
     model_path: Path | None = None
+    alert_update_interval: float = Field(10.0, ge=0, description="seconds an alert waits "
+                                         "at least between two published versions; the "
+                                         "newest version always goes out after it")
     reload_interval: float = Field(5.0, gt=0, description="seconds between checks of the "
                                    "rules and model files for a new version")
     # Some brokers answer an empty fetch at once, so an idle consumer spins.

@@ -20,17 +20,17 @@ from __future__ import annotations
 
 import msgspec
 
-from accesswatch.core import UserState
+from accesswatch.core import Member
 
 
-class StoredState(UserState):
+class StoredState(Member):
     # (events partition, offset after the last event applied); the odd name keeps it
     # clear of any field the core's UserState may grow.
     applied: tuple[int, int] | None = msgspec.field(default=None,
                                                     name="__accesswatch_applied__")
 
 
-_FIELDS = UserState.__struct_fields__
+_FIELDS = Member.__struct_fields__
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(StoredState)
 
@@ -43,14 +43,14 @@ def decode_stored(raw: bytes) -> StoredState:
     return _decoder.decode(raw)
 
 
-def stored(state: UserState) -> StoredState:
+def stored(state: Member) -> StoredState:
     """``state`` as a ``StoredState`` (the same object when it already is one)."""
     if isinstance(state, StoredState):
         return state
     return StoredState(**{name: getattr(state, name) for name in _FIELDS})
 
 
-def already_applied(state: UserState | None, partition: int, offset: int) -> bool:
+def already_applied(state: Member | None, partition: int, offset: int) -> bool:
     """True when ``state`` already includes the event at ``partition``/``offset``."""
     applied = getattr(state, "applied", None)
     return applied is not None and applied[0] == partition and offset < applied[1]

@@ -1,28 +1,44 @@
 """``accesswatch alerts tail``: a live, readable view of the alert topic.
 
-    09:14:03  CRITICAL  U00412   AW-011  Access from a suspended or leaver account
+    09:14:03  CRITICAL  U00412   AW-011  Access from a leaver account
                                          account U00412 is marked leaver in the staff …
+    09:20:41  CRITICAL  U00412   AW-011  Access from a leaver account  [v3 update, 7 events]
+                                         account U00412 is marked leaver in the staff …
+
+Imports stay light (Kafka and the core load when a tail starts), so the CLI can
+take ``HELP`` from here when it builds its parser.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import time
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import msgspec
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from accesswatch.core import Alert
-from streams import aiokafka_guards, fetch_backoff
-from streams.connect import aiokafka_options
-from streams.settings import Settings
+from console.versions import LatestVersions
 
+if TYPE_CHECKING:
+    from accesswatch.core import Alert
+    from streams.settings import Settings
+
+HELP = """\
+Print each alert as it is published on the alert topic.
+
+An alert is published again, under the same alert_id with its version one
+higher, when its evidence grows. Such a re-publication is printed as an update,
+marked "[v3 update, 7 events]", at the time it was published. An older or the
+same version of an alert arriving after a newer one (a replay, two workers
+after a rebalance) is not printed, with --json neither. The versions shown are
+remembered for the last 100,000 alerts. --max counts alerts and updates printed.
+"""
+REMEMBERED = 100_000
 COLOURS = {"critical": "\033[1;97;41m", "high": "\033[1;31m", "medium": "\033[33m",
            "low": "\033[36m"}
-RESET, DIM, CLEAR_LINE = "\033[0m", "\033[2m", "\r\033[K"
-_decode = msgspec.json.Decoder(Alert).decode
+RESET, DIM, BOLD, CLEAR_LINE = "\033[0m", "\033[2m", "\033[1m", "\r\033[K"
 
 
 def use_colour(choice: str, stream: TextIO) -> bool:
@@ -32,26 +48,56 @@ def use_colour(choice: str, stream: TextIO) -> bool:
 
 
 def format_alert(alert: Alert, colour: bool) -> str:
-    clock = alert.created_at[11:19]
+    """Two lines: when, severity, member, rule and title; then the first reason.
+
+    An update (version 2 on) is stamped with the time it was published and marked.
+    """
+    update = alert.version > 1
+    clock = (alert.updated_at if update and alert.updated_at else alert.created_at)[11:19]
     sev = f"{alert.severity.upper():<8}"
     if colour:
         sev = f"{COLOURS.get(alert.severity, '')}{sev}{RESET}"
     reason = alert.reasons[0] if alert.reasons else ""
     pad = " " * (len(clock) + 2 + 10 + 11)
     head = f"{clock}  {sev}  {alert.user_id:<9} {alert.rule_id:<7} {alert.title}"
+    if update:
+        events = f"{alert.count} event{'' if alert.count == 1 else 's'}"
+        mark = f"[v{alert.version} update, {events}]"
+        head += f"  {BOLD}{mark}{RESET}" if colour else f"  {mark}"
     tail = f"{pad}{reason}"
     return f"{head}\n{DIM}{tail}{RESET}" if colour else f"{head}\n{tail}"
+
+
+def render(value: bytes | None, shown: LatestVersions, *, as_json: bool,
+           colour: bool) -> str | None:
+    """What to print for one record, or None for a version not newer than one shown."""
+    raw = value or b""
+    try:
+        alert = _decoder().decode(raw)
+    except msgspec.DecodeError:
+        alert = None
+    if alert is not None and not shown.offer(alert.alert_id, alert.version):
+        return None
+    if as_json:
+        return bytes(raw).decode("utf-8", "replace")
+    return format_alert(alert, colour) if alert is not None \
+        else "(an alert that does not match the alert schema)"
 
 
 async def tail(s: Settings, partitions: int, *, from_beginning: bool, max_alerts: int | None,
                idle_exit: float | None, as_json: bool, colour: bool,
                out: TextIO = sys.stdout) -> int:
-    """Print alerts as they arrive; returns how many were shown."""
+    """Print alerts and updates as they arrive; returns how many were shown."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    from streams import aiokafka_guards, fetch_backoff
+    from streams.connect import aiokafka_options
+
     fetch_backoff.install(s.empty_fetch_backoff_ms or 50)
     aiokafka_guards.install()
     consumer = AIOKafkaConsumer(**aiokafka_options(s), group_id=None, enable_auto_commit=False)
     await consumer.start()
-    shown = 0
+    shown, seen = 0, LatestVersions(REMEMBERED)
     try:
         tps = [TopicPartition(s.topic_alerts, p) for p in range(partitions)]
         consumer.assign(tps)
@@ -71,7 +117,10 @@ async def tail(s: Settings, partitions: int, *, from_beginning: bool, max_alerts
             # On a terminal, clear the line first: a progress bar may be drawn there.
             clear = CLEAR_LINE if colour else ""
             for rec in sorted(records, key=lambda r: r.timestamp):
-                out.write(clear + _render(rec.value, as_json, colour) + "\n")
+                line = render(rec.value, seen, as_json=as_json, colour=colour)
+                if line is None:
+                    continue
+                out.write(clear + line + "\n")
                 shown += 1
                 if max_alerts is not None and shown >= max_alerts:
                     break
@@ -81,10 +130,8 @@ async def tail(s: Settings, partitions: int, *, from_beginning: bool, max_alerts
     return shown
 
 
-def _render(value: Any, as_json: bool, colour: bool) -> str:
-    if as_json:
-        return bytes(value).decode("utf-8", "replace")
-    try:
-        return format_alert(_decode(value), colour)
-    except msgspec.DecodeError:
-        return "(an alert that does not match the alert schema)"
+@functools.cache
+def _decoder() -> Any:
+    from accesswatch.core import Alert
+
+    return msgspec.json.Decoder(Alert)

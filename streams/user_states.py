@@ -5,7 +5,7 @@ and wrote it to the changelog once per batch: a msgpack decode per member per
 batch, and a changelog record per member per batch (more bytes than the
 events themselves).  So:
 
-- live ``UserState`` objects stay in memory between batches;
+- live ``Member`` objects stay in memory between batches;
 - after each batch the member's state is encoded into the table (cheap, and
   what the one-by-one fallback reloads from when the core fails mid-batch);
 - the changelog write is held until Faust next commits offsets: ``flush``
@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 from faust.sensors import Sensor
 
-from accesswatch.core import UserState
+from accesswatch.core import Member
 from streams.stored import decode_stored, encode_stored, stored
 
 # (changelog partition, key, value) records to write after the members' at each flush.
@@ -48,11 +48,11 @@ class UserStates:
     def __init__(self, table: StateTable, trailer: Trailer | None = None) -> None:
         self.table = table
         self.trailer = trailer  # the outputs' marks: they vouch for the records before them
-        self._live: dict[str, UserState] = {}
+        self._live: dict[str, Member] = {}
         # member → partition their events arrive on; encoded value waits in the table
         self._unsent: dict[str, int] = {}
 
-    def load(self, user_id: str) -> UserState | None:
+    def load(self, user_id: str) -> Member | None:
         """The member's live state, or the table's (decoded once) on first sight."""
         state = self._live.get(user_id)
         if state is None:
@@ -61,12 +61,12 @@ class UserStates:
                 state = self._live[user_id] = decode_stored(raw)
         return state
 
-    def reload(self, user_id: str) -> UserState | None:
+    def reload(self, user_id: str) -> Member | None:
         """The state as the table holds it: as it was before the batch now running."""
         raw = self.table.data.get(user_id.encode())
         return decode_stored(raw) if raw is not None else None
 
-    def store(self, states: dict[str, tuple[UserState, int]],
+    def store(self, states: dict[str, tuple[Member, int]],
               applied: dict[str, tuple[int, int]] | None = None) -> None:
         """A batch's outcome: into the table now, onto the changelog at the next flush.
 

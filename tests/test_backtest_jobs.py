@@ -65,7 +65,8 @@ def test_jobs_write_the_same_files_and_counts_as_one_process(
     assert split.jobs == jobs
     assert split_alerts == one_alerts  # same alerts, same folding, same order
     assert split_rejects == one_rejects
-    assert (split.events, split.rejected, split.folded) == (one.events, one.rejected, one.folded)
+    # (How often an alert changed depends on batch cuts; its final content does not.)
+    assert (split.events, split.rejected, split.repeats) == (one.events, one.rejected, one.repeats)
     assert one.rejected == 5 + 3  # the generator's and the hostile ones, each once
 
 

@@ -299,7 +299,7 @@ class Detector:
         assert self.model is not None
         ref, grace, process = self.ref, self._closed_grace, self._process
         held: set[str] = set()
-        waiting: list[tuple[EventContext, UserState, int]] = []
+        waiting: list[tuple[EventContext, Member, int]] = []
         rows: list[Row] = []
         worth_judging = self.model.worth_judging
         due = 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 # One piece of evidence: starts with (event time, event_id), the order evidence is
@@ -11,7 +12,7 @@ Evidence = tuple[float, str] | tuple[float, str, str | None, bool]
 
 @dataclass(slots=True)
 class Firing:
-    evidence: list[Evidence]  # in event-time order, the triggering event last; never kept
+    evidence: Sequence[Evidence]  # in event-time order, the triggering event last; never kept
     reasons: list[str]
     subject_ids: list[str] = field(default_factory=list)
 

@@ -67,21 +67,15 @@ class Published(msgspec.Struct, array_like=True, gc=False):
 class Member(UserState):
     """A member's state with their recent events (``core/timeline.py``)."""
 
-    # The accepted events after ``base``, in (time, event_id) order: times, ids, and
-    # each event encoded (query text dropped) to be judged again after a late one.
-    log_t: list[float] = msgspec.field(default_factory=list)
-    log_ids: list[str] = msgspec.field(default_factory=list)
-    log_raw: list[bytes] = msgspec.field(default_factory=list)
+    # The accepted events after ``base``, in (time, event_id) order, each encoded
+    # (``core/timeline.py``: no query text) to be judged again after a late one.
+    log: list[bytes] = msgspec.field(default_factory=list, name="log_v1")
     # The state before the log's first event (a UserState, encoded; empty: fresh),
     # and the (time, event_id) of the last event it includes.
     base: bytes = b""
     base_key: tuple[float, str] | None = None
+    newest: float = 0.0  # the newest event time accepted: the horizon counts from here
     published: dict[str, Published] = msgspec.field(default_factory=dict)
-
-    @property
-    def newest(self) -> float:
-        """The newest event time accepted for the member: the horizon counts from here."""
-        return self.log_t[-1] if self.log_t else self.last_t
 
 
 STATE_FIELDS = UserState.__struct_fields__

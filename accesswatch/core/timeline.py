@@ -17,8 +17,9 @@ way, per member:
 
 Memory per member: the log holds the events of the horizon (24 h by default)
 plus up to one snapshot interval, each encoded without its query text (about
-150 bytes); the worker keeps at most ``MAX_SNAPSHOTS`` snapshots of the rules'
-state beside it.  After a restart the snapshots are gone and the first late
+90 bytes); the worker keeps at most ``MAX_SNAPSHOTS`` snapshots of the rules'
+state beside it: one every ten minutes of event time for a member whose events
+came late in the last horizon, one an hour for the rest.  After a restart the snapshots are gone and the first late
 event of a member runs their whole log again.
 
 >>> timeline = Timeline(horizon=86400.0)
@@ -31,22 +32,44 @@ import bisect
 import heapq
 from collections.abc import Iterable, MutableMapping
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import msgspec
 
 from accesswatch.contract.events import AccessEvent
+from accesswatch.contract.timestamps import format_ts
 from accesswatch.core.state import STATE_FIELDS, Member, UserState, decode_state, encode_state
 
-SNAPSHOT_EVERY = 600.0  # event-time seconds between a member's snapshots
+# Event-time seconds between a member's snapshots: often for a member whose events came
+# late within the horizon (the next late one replays little), seldom for the rest.
+SNAPSHOT_EVERY = 600.0
+SNAPSHOT_SELDOM = 3600.0
 RECENT = 7200.0  # snapshots this close to the newest are all kept ...
 SPACING = 7200.0  # ... older ones one per this many seconds
 MAX_SNAPSHOTS = 32
 MAX_MEMBERS = 200_000  # members whose snapshots a worker keeps at once
 
 Key = tuple[float, str]
-_encode_event = msgspec.msgpack.Encoder().encode
-_decode_event = msgspec.msgpack.Decoder(AccessEvent).decode
+# An event in the log: its fields as an array, without the member (the log's own), the
+# query text (personal data, and no rule reads it) or ``ts`` (``t`` says it).  The log
+# is stored in chunks, a run of events each, so a member's record stays a few items.
+Logged = tuple[float, str, str, str, str, str | None, str | None, str | None, int | None]
+_encode_chunk = msgspec.msgpack.Encoder().encode
+_decode_chunk = msgspec.msgpack.Decoder(list[Logged]).decode
+
+
+def _logged(e: AccessEvent) -> Logged:
+    return (e.t, e.event_id, e.terminal_id, e.system, e.action,  # type: ignore[return-value]
+            e.subject_type, e.subject_id, e.case_ref, e.result_count)
+
+
+def _event(row: Logged, user_id: str) -> AccessEvent:
+    t, event_id, terminal, system, action, subject_type, subject_id, case_ref, count = row
+    event = AccessEvent(event_id, format_ts(t), user_id, terminal, system,
+                        action, subject_type, subject_id, None, case_ref,  # type: ignore[arg-type]
+                        count)
+    event.t = t
+    return event
 
 
 class Snapshot(NamedTuple):
@@ -55,14 +78,41 @@ class Snapshot(NamedTuple):
 
 
 class _Memory:
-    """What a worker keeps of a member beside the stored record (never stored)."""
+    """What a worker keeps of a member beside the stored record (never stored): the
+    log's times and ids (to place and recognise events) and where its chunks end, and
+    the snapshots."""
 
-    __slots__ = ("member", "seen", "snapshots")
+    __slots__ = ("ends", "ids", "late_until", "member", "seen", "snapshots", "times")
 
     def __init__(self, member: Member) -> None:
         self.member = member
-        self.seen: set[str] = set(member.log_ids)
+        self.times: list[float] = []
+        self.ids: list[str] = []
+        self.ends: list[int] = []  # position after each chunk's last event
+        for chunk in member.log:
+            for row in _decode_chunk(chunk):
+                self.times.append(row[0])
+                self.ids.append(row[1])
+            self.ends.append(len(self.times))
+        self.seen: set[str] = set(self.ids)
         self.snapshots: list[Snapshot] = []
+        self.late_until = 0.0  # event time until which the member counts as sent late
+
+    def cut(self, p: int) -> int:
+        """Make a chunk end at log position ``p``; return how many chunks hold the
+        events before it.  Only a chunk that holds both sides of ``p`` is decoded."""
+        ends, log = self.ends, self.member.log
+        c = bisect.bisect_left(ends, p)
+        if c == len(ends) or ends[c] == p:
+            return c + 1 if c < len(ends) else c
+        first = ends[c - 1] if c else 0
+        if p == first:
+            return c
+        rows = _decode_chunk(log[c])
+        k = p - first
+        log[c : c + 1] = [_encode_chunk(rows[:k]), _encode_chunk(rows[k:])]
+        ends.insert(c, p)
+        return c + 1
 
 
 @dataclass(slots=True)
@@ -71,6 +121,7 @@ class Run:
 
     user_id: str
     member: Member
+    memory: _Memory
     events: list[AccessEvent]
     rewound_to: float | None = None  # event time the state went back to, when late
 
@@ -101,52 +152,57 @@ class Timeline:
             memory = self._memory[user_id] = _Memory(member)
         return memory
 
-    def admit(self, events: Iterable[AccessEvent], members: MutableMapping[str, Member]) -> Admitted:
+    def admit(
+        self, events: Iterable[AccessEvent], members: MutableMapping[str, Member]
+    ) -> Admitted:
         """Refuse the too late and the repeats (in arrival order); order the rest."""
         out = Admitted()
-        accepted: dict[str, list[AccessEvent]] = {}
-        newest: dict[str, float] = {}
+        # Per member: [their newest event time, event ids seen, events accepted, memory].
+        slots: dict[str, list[Any]] = {}
         horizon = self.horizon
         for i, event in enumerate(events):
             uid = event.user_id
-            top = newest.get(uid)
-            if top is None:
+            slot = slots.get(uid)
+            if slot is None:
                 member = members.get(uid)
                 if member is None:
                     member = members[uid] = Member()
-                top = member.newest
+                memory = self._of(uid, member)
+                newest = member.newest if member.newest > member.last_t else member.last_t
+                slot = slots[uid] = [newest, memory.seen, [], memory]
             t = event.t
-            if t < top - horizon:
+            if t < slot[0] - horizon:
                 out.too_late.append(i)
                 continue
-            seen = self._of(uid, members[uid]).seen
+            seen = slot[1]
             if event.event_id in seen:
                 out.repeats.append(i)
                 continue
             seen.add(event.event_id)
-            newest[uid] = t if t > top else top
-            run = accepted.get(uid)
-            if run is None:
-                accepted[uid] = [event]
-            else:
-                run.append(event)
-        for uid, run in accepted.items():
-            out.runs.append(self._order(uid, members[uid], run))
+            if t > slot[0]:
+                slot[0] = t
+            slot[2].append(event)
+        for uid, slot in slots.items():
+            if slot[2]:
+                member = members[uid]
+                member.newest = slot[0]
+                out.runs.append(self._order(uid, member, slot[3], slot[2]))
         return out
 
-    def _order(self, uid: str, member: Member, events: list[AccessEvent]) -> Run:
+    def _order(self, uid: str, member: Member, memory: _Memory, events: list[AccessEvent]
+               ) -> Run:
         if len(events) > 1:
             events.sort(key=_key)
-        raws = [_encode_event(msgspec.structs.replace(e, query=None)) for e in events]
-        log_t, log_ids = member.log_t, member.log_ids
+        times, ids = memory.times, memory.ids
         first = _key(events[0])
-        if not log_t or first > (log_t[-1], log_ids[-1]):
-            log_t.extend(e.t for e in events)
-            log_ids.extend(e.event_id for e in events)
-            member.log_raw.extend(raws)
-            return Run(uid, member, events)
+        if not times or first > (times[-1], ids[-1]):
+            times.extend(e.t for e in events)
+            ids.extend(e.event_id for e in events)
+            member.log.append(_encode_chunk([_logged(e) for e in events]))
+            memory.ends.append(len(times))
+            return Run(uid, member, memory, events)
         # Late: back to the latest snapshot before it, then the log again from there.
-        snapshots = self._of(uid, member).snapshots
+        snapshots = memory.snapshots
         j = bisect.bisect_left(snapshots, first, key=lambda s: s.key) - 1
         if j >= 0:
             start: Key | None = snapshots[j].key
@@ -155,46 +211,55 @@ class Timeline:
             start = member.base_key
             state = decode_state(member.base) if member.base else UserState()
         del snapshots[j + 1 :]
-        p = 0 if start is None else _after(log_t, log_ids, start)
-        raw_log = member.log_raw
-        old = [(log_t[k], log_ids[k], raw_log[k], None) for k in range(p, len(log_t))]
-        new = [(e.t, e.event_id, raw, e) for e, raw in zip(events, raws, strict=True)]
-        merged = list(heapq.merge(old, new, key=lambda x: (x[0], x[1])))
-        log_t[p:] = [m[0] for m in merged]
-        log_ids[p:] = [m[1] for m in merged]
-        raw_log[p:] = [m[2] for m in merged]
-        ordered = [m[3] if m[3] is not None else _decode_event(m[2]) for m in merged]
+        p = 0 if start is None else _after(times, ids, start)
+        c = memory.cut(p)
+        old = [row for chunk in member.log[c:] for row in _decode_chunk(chunk)]
+        del member.log[c:], memory.ends[c:]
+        merged = list(heapq.merge(
+            ((row[0], row[1], row, None) for row in old),
+            ((e.t, e.event_id, _logged(e), e) for e in events),
+            key=lambda x: (x[0], x[1])))
+        times[p:] = [m[0] for m in merged]
+        ids[p:] = [m[1] for m in merged]
+        member.log.append(_encode_chunk([m[2] for m in merged]))
+        memory.ends.append(len(times))
+        ordered = [m[3] if m[3] is not None else _event(m[2], uid) for m in merged]
         for name in STATE_FIELDS:
             setattr(member, name, getattr(state, name))
-        return Run(uid, member, ordered, rewound_to=first[0])
+        memory.late_until = times[-1] + self.horizon
+        return Run(uid, member, memory, ordered, rewound_to=first[0])
 
     def settle(self, run: Run) -> None:
         """After a run: snapshot the state if due; let go of what fell past the horizon."""
-        member = run.member
-        memory = self._of(run.user_id, member)
+        member, memory = run.member, run.memory
         snapshots = memory.snapshots
-        log_t, log_ids = member.log_t, member.log_ids
-        newest = log_t[-1]
+        times, ids = memory.times, memory.ids
+        newest = times[-1]
         last = snapshots[-1].key[0] if snapshots else (
             member.base_key[0] if member.base_key is not None else float("-inf"))
-        if newest - last >= SNAPSHOT_EVERY:
-            snapshots.append(Snapshot((newest, log_ids[-1]), encode_state(member)))
-            _thin(snapshots, newest)
+        every = SNAPSHOT_EVERY if newest < memory.late_until else SNAPSHOT_SELDOM
+        if newest - last >= every:
+            snapshots.append(Snapshot((newest, ids[-1]), encode_state(member)))
+            if len(snapshots) > 8:
+                _thin(snapshots, newest)
         cutoff = newest - self.horizon
+        if times[0] >= cutoff or not snapshots or snapshots[0].key[0] >= cutoff:
+            return
         j = bisect.bisect_left(snapshots, cutoff, key=lambda s: s.key[0]) - 1
-        if j >= 0:
-            snap = snapshots[j]
-            p = _after(log_t, log_ids, snap.key)
-            memory.seen.difference_update(log_ids[:p])
-            del log_t[:p], log_ids[:p], member.log_raw[:p]
-            member.base, member.base_key = snap.state, snap.key
-            del snapshots[: j + 1]
+        snap = snapshots[j]
+        p = _after(times, ids, snap.key)
+        c = memory.cut(p)  # a snapshot's key ends a run, and so a chunk: no decode
+        memory.seen.difference_update(ids[:p])
+        del times[:p], ids[:p], member.log[:c]
+        memory.ends[:] = [end - p for end in memory.ends[c:]]
+        member.base, member.base_key = snap.state, snap.key
+        del snapshots[: j + 1]
 
 
-def _after(log_t: list[float], log_ids: list[str], key: Key) -> int:
+def _after(times: list[float], ids: list[str], key: Key) -> int:
     """Position in the log of the first event after ``key``."""
-    i = bisect.bisect_right(log_t, key[0])
-    while i > 0 and log_t[i - 1] == key[0] and log_ids[i - 1] > key[1]:
+    i = bisect.bisect_right(times, key[0])
+    while i > 0 and times[i - 1] == key[0] and ids[i - 1] > key[1]:
         i -= 1
     return i
 

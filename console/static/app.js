@@ -47,6 +47,9 @@ const shortClock = new Intl.DateTimeFormat("en-GB", { timeZone: "Europe/London",
 function when(iso) { return iso ? clock.format(new Date(iso)).replace(",", "") : ""; }
 function whenShort(iso) { return iso ? shortClock.format(new Date(iso)).replace(",", "") : ""; }
 function num(x) { return Number.isInteger(x) ? String(x) : Number(x).toFixed(Math.abs(x) < 10 ? 2 : 1); }
+// An alert is re-published, version one higher, as its evidence grows; absent means 1.
+function version(r) { return r.version || 1; }
+function updatedLabel(r) { return version(r) > 1 ? `updated, v${version(r)}` : null; }
 
 async function api(path, options = {}) {
   const resp = await fetch(path, { credentials: "same-origin", ...options });
@@ -63,7 +66,12 @@ async function post(path, body) {
 async function loadList() {
   const resp = await api("/api/alerts?limit=5000");
   const body = await resp.json();
-  state.rows = new Map(body.alerts.map((r) => [r.alert_id, r]));
+  const held = state.rows;
+  // A live update may have overtaken this response: keep whichever version is higher.
+  state.rows = new Map(body.alerts.map((r) => {
+    const mine = held.get(r.alert_id);
+    return [r.alert_id, mine && version(mine) > version(r) ? mine : r];
+  }));
   renderFilters();
   renderFeed();
 }
@@ -71,6 +79,8 @@ async function loadList() {
 // A burst of alerts redraws the feed once, not once per alert.
 let pending = null;
 function upsert(row) {
+  const held = state.rows.get(row.alert_id);
+  if (held && version(held) > version(row)) return;  // never an older version over a newer
   state.rows.set(row.alert_id, row);
   if (state.selected === row.alert_id) loadDetail(row.alert_id);
   if (pending) { pending.add(row.alert_id); return; }
@@ -118,7 +128,9 @@ function renderFeed(fresh) {
     onclick: () => select(r.alert_id),
     onkeydown: (e) => { if (e.key === "Enter") select(r.alert_id); },
   },
-  h("td", { class: "time" }, whenShort(r.created_at)),
+  h("td", { class: "time" }, whenShort(r.created_at),
+    updatedLabel(r) ? h("div", { class: "sub", "data-testid": "updated", title: `updated ${when(r.updated_at)}` },
+      updatedLabel(r)) : null),
   h("td", {}, h("span", { class: `sev ${r.severity}` }, r.severity)),
   h("td", { class: "num" }, num(r.score)),
   h("td", { class: "nowrap" }, r.rule_id),
@@ -197,6 +209,10 @@ function renderDetail(d) {
     h("h2", {}, a.title),
     h("dl", { class: "facts" },
       h("dt", {}, "Alert"), h("dd", {}, a.alert_id),
+      h("dt", {}, "Version"), h("dd", { "data-testid": "version" },
+        updatedLabel(d.summary) ? [updatedLabel(d.summary), d.summary.updated_at ? ` · ${when(d.summary.updated_at)}` : ""] :
+          "v1, as first published",
+        h("span", { class: "note" }, ` · first published ${when(a.created_at)}`)),
       h("dt", {}, "Rule · score"), h("dd", {}, `${a.rule_id} · ${num(a.score)} / 100`),
       h("dt", {}, "Member"), h("dd", {}, a.user_id,
         m ? h("span", { class: "note" }, ` · ${m.role} · ${m.unit} · ${m.area}` +

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import msgspec
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -46,14 +47,26 @@ def alert(alert_id: str = "aw-00000000000000000001", *, user_id: str = "E00412",
           rule_id: str = "AW-002", severity: str = "high", score: float = 70.0,
           created_at: str = "2026-03-02T09:14:03Z", event_ids: list[str] | None = None,
           model: dict[str, Any] | None = None, title: str = "Member opened a relative's record",
-          reasons: list[str] | None = None) -> Alert:
+          reasons: list[str] | None = None, count: int = 2,
+          last_seen: str = "2026-03-02T09:14:00Z", version: int = 1,
+          updated_at: str | None = None) -> Alert:
     return Alert(alert_id=alert_id, created_at=created_at, user_id=user_id, rule_id=rule_id,
                  title=title, severity=severity,  # type: ignore[arg-type]
                  score=score, event_ids=event_ids or ["ev-1", "ev-2"],
                  reasons=reasons or ["opened the person record P-204 of someone sharing their "
                                      "surname and home postcode; no case justified it"],
-                 first_seen="2026-03-02T09:10:00Z", last_seen="2026-03-02T09:14:00Z", count=2,
-                 subject_ids=["P-204"], model=model)
+                 first_seen="2026-03-02T09:10:00Z", last_seen=last_seen, count=count,
+                 subject_ids=["P-204"], model=model, version=version, updated_at=updated_at)
+
+
+def grown(a: Alert, version: int, *, more: list[str] | None = None) -> Alert:
+    """``a`` re-published with more evidence, as the worker does (contract v1.1)."""
+    extra = more or [f"ev-v{version}"]
+    return msgspec.structs.replace(
+        a, version=version, updated_at=f"2026-03-02T10:{version:02d}:00Z",
+        event_ids=[*a.event_ids, *extra], count=a.count + len(extra),
+        last_seen=f"2026-03-02T09:{20 + version:02d}:00Z",
+        score=min(100.0, a.score + version), reasons=[*a.reasons, f"seen again (v{version})"])
 
 
 def event_json(event_id: str, *, user_id: str = "E00412", ts: str = "2026-03-02T09:10:00Z",

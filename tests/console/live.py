@@ -122,6 +122,17 @@ def alert(alert_id: str, user_id: str, rule_id: str, title: str, severity: str, 
     return out
 
 
+def version(a: dict[str, Any], n: int, updated: dt.datetime | None = None) -> dict[str, Any]:
+    """``a`` as re-published with ``n`` - 1 more events: version ``n`` (contract v1.1),
+    published at ``updated`` (default: ``n`` minutes after ``a``)."""
+    if n == 1:
+        return a
+    more = [f"{a['alert_id']}-v{k}" for k in range(2, n + 1)]
+    updated = updated or dt.datetime.fromisoformat(a["created_at"]) + dt.timedelta(minutes=n)
+    return {**a, "version": n, "updated_at": iso(updated),
+            "event_ids": [*a["event_ids"], *more], "count": a["count"] + len(more)}
+
+
 def background_alerts(now: dt.datetime, tag: str) -> list[dict[str, Any]]:
     """A believable shift's worth of earlier alerts (their evidence is not in the feed)."""
     m = dt.timedelta(minutes=1)

@@ -26,6 +26,7 @@ from tests.console.live import (
     event,
     producer,
     send,
+    version,
 )
 from tests.streams.live import read_topic
 
@@ -149,6 +150,24 @@ def test_sign_in_watch_an_alert_arrive_triage_it_and_keep_the_decision_over_a_re
             expect(page.locator("[data-testid=triage-status]")).to_have_text("misuse")
             row = page.locator(f'#feed tr[data-alert-id="{new_id}"]')
             assert "misuse" in row.inner_text()
+
+            # More evidence: version 2 replaces the alert in place; the decision stays.
+            v2 = {**version(new, 2, dt.datetime.now(dt.UTC)),
+                  "reasons": [*new["reasons"], "and 3 more prints since"]}
+            send(p, s.topic_alerts, "E17806", v2)
+            expect(row.locator("[data-testid=updated]")).to_have_text("updated, v2")
+            expect(page.locator("[data-testid=version]")).to_contain_text("updated, v2")
+            assert reasons.all_inner_texts() == v2["reasons"]
+            expect(page.locator("[data-testid=triage-status]")).to_have_text("misuse")
+            # A replayed version 1, then another alert of the same member (same partition,
+            # so it arrives after): once that one shows, the replay has been read, and ignored.
+            send(p, s.topic_alerts, "E17806", new)
+            later = alert(f"aw-{tag}-later", "E17806", "AW-010", "Access outside rostered duty",
+                          "medium", 50.0, now, [evidence[0]["event_id"]], ["off duty"])
+            send(p, s.topic_alerts, "E17806", later)
+            page.wait_for_selector(f'#feed tr[data-alert-id="{later["alert_id"]}"]')
+            expect(row.locator("[data-testid=updated]")).to_have_text("updated, v2")
+            assert reasons.all_inner_texts() == v2["reasons"]
 
             # Restart the console: the decision comes back from the compacted topic.
             assert console.stop() == 0, console.tail()

@@ -16,7 +16,7 @@ from console.triage import decide, encode
 from streams.settings import Settings
 from streams.topics import create_topics
 from tests.console.helpers import users_yaml
-from tests.console.live import ConsoleProcess, alert, producer, send
+from tests.console.live import ConsoleProcess, alert, producer, send, version
 from tests.streams.conftest import wait_until
 from tests.streams.live import aw
 
@@ -48,6 +48,11 @@ class FlakySiem:
     def delivered(self, alert_id: str) -> int:
         return sum(1 for status, doc in self.posts
                    if status == 200 and doc["event"]["id"] == alert_id)
+
+    def versions(self, alert_id: str) -> list[tuple[int, bool]]:
+        """(version, marked as an update) of each document taken for ``alert_id``."""
+        return [(doc["accesswatch"]["alert"]["version"], doc["accesswatch"]["alert"]["update"])
+                for status, doc in self.posts if status == 200 and doc["event"]["id"] == alert_id]
 
     def close(self) -> None:
         self.server.shutdown()
@@ -96,6 +101,41 @@ def test_the_webhook_retries_until_the_siem_takes_an_alert_and_never_resends_it(
         p.close()
 
 
+def test_the_webhook_sends_each_higher_version_once_and_never_an_older_one(
+        live_settings: Settings, live_env: dict[str, str], tmp_path: Path) -> None:
+    s = ConsoleSettings(_env_file=None)  # type: ignore[call-arg]
+    _topics(s)
+    siem = FlakySiem(failures=0)
+    users = users_yaml(tmp_path / "users.yaml")
+    p = producer(s)
+    v1 = alert("aw-grow", "E1", "AW-008", "Opened many records", "high", 70.0, NOW, ["e1"],
+               ["opened 40 records in an hour"])
+    # Replays and a second worker after a rebalance: older and equal versions come late.
+    for n in (1, 2, 2, 1, 3, 2):
+        send(p, s.topic_alerts, "E1", version(v1, n))
+    console = ConsoleProcess(live_env, tmp_path, users, "--webhook-url", siem.url)
+    try:
+        console.wait_ready()
+        wait_until(lambda: siem.delivered("aw-grow") >= 3, 30, "the SIEM to take version 3")
+        assert siem.versions("aw-grow") == [(1, False), (2, True), (3, True)]
+        last = siem.posts[-1][1]
+        assert last["accesswatch"]["alert"]["count"] == 3 and last["accesswatch"]["alert"][
+            "updated_at"] == version(v1, 3)["updated_at"]
+        assert console.stop() == 0
+        # After a restart it still knows version 3 was sent: a late version 2 stays unsent.
+        send(p, s.topic_alerts, "E1", version(v1, 2))
+        send(p, s.topic_alerts, "E1", version(v1, 4))
+        console = ConsoleProcess(live_env, tmp_path, users, "--webhook-url", siem.url,
+                                 name="console-2")
+        console.wait_ready()
+        wait_until(lambda: siem.delivered("aw-grow") >= 4, 30, "the SIEM to take version 4")
+        assert siem.versions("aw-grow") == [(1, False), (2, True), (3, True), (4, True)]
+    finally:
+        console.stop()
+        siem.close()
+        p.close()
+
+
 def test_export_ecs_writes_every_alert_with_its_decision(
         live_settings: Settings, live_env: dict[str, str], tmp_path: Path) -> None:
     s = ConsoleSettings(_env_file=None)  # type: ignore[call-arg]
@@ -106,6 +146,10 @@ def test_export_ecs_writes_every_alert_with_its_decision(
     for n in range(3):
         send(p, s.topic_alerts, "E1", alert(f"aw-x{n}", "E1", "AW-002", "Relative's record",
                                             "high", 70.0, NOW, [f"e{n}"], ["no case"]))
+    grows = alert("aw-x1", "E1", "AW-002", "Relative's record", "high", 70.0, NOW, ["e1"],
+                  ["no case"])
+    for n in (3, 2, 1):  # v3 first: the v2 and the v1 replayed after it must not win
+        send(p, s.topic_alerts, "E1", version(grows, n))
     d = decide(None, "aw-x1", "false_positive", by="lena", at="2026-03-02T10:00:00Z",
                note="their own case after all")
     p.send(s.triage_topic, key=b"aw-x1", value=encode(d)).get(timeout=30)
@@ -116,6 +160,10 @@ def test_export_ecs_writes_every_alert_with_its_decision(
     assert "3 alerts written as ECS" in done.stderr
     docs = {doc["event"]["id"]: doc for doc in map(json.loads, out.read_text().splitlines())}
     assert set(docs) == {"aw-x0", "aw-x1", "aw-x2"}
+    assert len(out.read_text().splitlines()) == 3  # one document an alert, however re-published
+    assert docs["aw-x1"]["accesswatch"]["alert"]["version"] == 3
+    assert docs["aw-x1"]["accesswatch"]["alert"]["count"] == 3
+    assert docs["aw-x0"]["accesswatch"]["alert"]["version"] == 1
     assert docs["aw-x1"]["accesswatch"]["triage"]["status"] == "false_positive"
     assert docs["aw-x0"]["accesswatch"]["member"]["area"] == "North"
     assert all(doc["event"]["kind"] == "alert" and doc["@timestamp"] for doc in docs.values())

@@ -157,3 +157,21 @@ def test_hot_swapped_rules_keep_state() -> None:
     detector.set_rules(load_rules())
     outcome = detector.process_batch([ev(t=T0 + 2 * DAY + HOUR, subject="P-X")], members)
     assert "AW-007" in {a.rule_id for a in outcome.changed}
+
+
+def test_the_log_cuts_at_any_position_and_keeps_every_event() -> None:
+    """A member's log is stored in chunks; cutting inside one splits it, losing nothing."""
+    from accesswatch.core.timeline import Timeline, _decode_chunk
+
+    detector = Detector(load_rules(), build_force())
+    members: dict[str, Member] = {}
+    events = [ev(t=T0 + i * 60, subject=f"P-N{i:03d}") for i in range(12)]
+    for i in range(0, 12, 4):  # three runs: three chunks of four
+        detector.process_batch(events[i : i + 4], members)
+    timeline: Timeline = detector.timeline
+    memory = timeline._of("u1", members["u1"])
+    assert memory.ends == [4, 8, 12]
+    assert memory.cut(8) == 2 and memory.ends == [4, 8, 12]  # on a boundary: as it was
+    assert memory.cut(6) == 2 and memory.ends == [4, 6, 8, 12]  # inside: split in two
+    rows = [row[1] for chunk in members["u1"].log for row in _decode_chunk(chunk)]
+    assert rows == [e.event_id for e in events]

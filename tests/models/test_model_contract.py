@@ -13,7 +13,7 @@ from sklearn.metrics import roc_auc_score
 
 from accesswatch.backtest import AlertBook, run_backtest
 from accesswatch.contract.events import decode_event
-from accesswatch.core import Detector, UserState
+from accesswatch.core import Detector, Member
 from accesswatch.core.features import RAW
 from accesswatch.reference import ReferenceData
 from models import AnomalyModel
@@ -47,7 +47,7 @@ def run_alerts(events, ref, model, batch: int,  # type: ignore[no-untyped-def]
                detector: Detector | None = None) -> dict[str, dict]:
     """The alerts ``events`` raise, by id, fed to a detector ``batch`` at a time."""
     detector = detector or Detector(None, ref, model=model)
-    states: dict[str, UserState] = {}
+    states: dict[str, Member] = {}
     book = AlertBook()
     for i in range(0, len(events), batch):
         book.add(detector.process_batch(events[i : i + batch], states))
@@ -110,4 +110,29 @@ def test_backtest_jobs_give_one_process_alerts_with_the_model(
     assert msgspec.json.encode(list(split.alerts.values())) == msgspec.json.encode(
         list(one.alerts.values())
     )
-    assert (split.events, split.folded) == (one.events, one.folded)
+    assert split.events == one.events
+
+
+def test_a_feed_sent_twice_changes_nothing_with_the_model(
+    force: Path, ref: ReferenceData, model: AnomalyModel, tmp_path: Path
+) -> None:
+    """Issue 15's crash: ``cat events.jsonl events.jsonl`` into ``backtest --model`` died on
+    the first event an hour behind its member's newest.  Now the second copy is all repeats
+    (or too late, past the horizon): the same alerts, no valid event refused in the horizon."""
+    once = run_backtest(force / "events.jsonl", ref, model=model)
+    twice_file = tmp_path / "twice.jsonl"
+    raw = (force / "events.jsonl").read_bytes()
+    twice_file.write_bytes(raw + raw)
+    twice = run_backtest(twice_file, ref, model=model, rejects_path=tmp_path / "rejects.jsonl")
+    lines = sum(1 for ln in raw.splitlines() if ln.strip())
+    assert twice.events == 2 * once.events
+    # Each second copy is a repeat, or (its member's newest more than 24 h later) too late.
+    assert twice.repeats + twice.too_late == once.events
+    assert twice.rejected == once.rejected * 2 + twice.too_late
+    assert twice.too_late and twice.repeats, (twice.too_late, twice.repeats)
+    assert msgspec.json.encode(list(twice.alerts.values())) == msgspec.json.encode(
+        list(once.alerts.values())
+    )
+    refused = [msgspec.json.decode(ln) for ln in (tmp_path / "rejects.jsonl").read_bytes()
+               .splitlines()]
+    assert all(r["line"] > lines for r in refused if r["reason_class"] == "too_late")

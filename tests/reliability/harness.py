@@ -1,8 +1,12 @@
 """What the fault tests share: a force and its backtest, a pipeline's topics, and accounting.
 
 Every fault test reports the same figures (events sent, processed,
-dead-lettered, lost; duplicate alert ids), collected in a ``Ledger`` and
-printed at the end of the session; README's reliability table quotes them.
+dead-lettered, lost; alert versions published twice), collected in a
+``Ledger`` and printed at the end of the session; README's reliability table
+quotes them.  Alerts are living records (contract v1.1): the topic holds each
+alert's versions, and the newest version of each must equal the backtest's
+alert in every field but the publish fields (``created_at``, ``updated_at``,
+``version``).
 """
 
 from __future__ import annotations
@@ -19,10 +23,12 @@ import msgspec
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from accesswatch.backtest import run_backtest
+from accesswatch.contract.timestamps import format_ts
 from accesswatch.errors import InvalidRecord
 from accesswatch.generate import generate_force
 from accesswatch.reference import load_reference_dir
 from accesswatch.rules import load_rules
+from benchmarks.delivery import deliver
 from streams.batch import decode
 from streams.produce import event_key
 from streams.settings import Settings
@@ -47,8 +53,9 @@ class Force:
 
     dir: Path
     lines: list[bytes]
-    invalid: list[bytes]
+    invalid: list[bytes]  # what a worker must dead-letter: the invalid, and the too late
     expected: set[str]  # alert ids the backtest raises on ``lines``
+    alerts: dict[str, dict] = field(default_factory=dict)  # ... and their content
 
     @property
     def valid(self) -> int:
@@ -67,24 +74,60 @@ def is_invalid(line: bytes) -> bool:
 
 
 def make_force(work: Path, staff: int = 150, days: int = 3, seed: int = 11) -> Force:
+    """A generated force delivered as real feeds deliver (contract v1.1): per-source lag,
+    extracts, an outage backlog and repeated lines (``benchmarks/delivery.py``), with
+    hostile lines mixed in and, at the end, events too late to judge."""
     d = work / "force"
     generate_force(d, staff=staff, days=days, seed=seed, invalid_lines=8)
-    lines = [ln for ln in (d / "events.jsonl").read_bytes().split(b"\n") if ln.strip()]
+    deliver(d / "events.jsonl", work / "delivered.jsonl", seed=seed)
+    lines = [ln for ln in (work / "delivered.jsonl").read_bytes().split(b"\n") if ln.strip()]
     step = len(lines) // (len(EXTRA_INVALID) + 1)
     for n, bad in enumerate(EXTRA_INVALID, 1):
         lines.insert(n * step, bad)
+    late = too_late(lines)
+    lines += late
     (work / "feed.jsonl").write_bytes(b"\n".join(lines) + b"\n")
     ref, problems = load_reference_dir(d)
     assert not problems, problems
     expected = run_backtest(work / "feed.jsonl", ref, load_rules())
     assert expected.alerts, "the force should raise alerts"
-    return Force(d, lines, [ln for ln in lines if is_invalid(ln)], set(expected.alerts))
+    refused = [ln for ln in lines if is_invalid(ln)] + late
+    # The backtest refuses what a worker must dead-letter, no more, no less.
+    assert (expected.rejected, expected.too_late) == (len(refused), len(late))
+    assert expected.repeats > 0, "the delivery should repeat some lines"
+    return Force(d, lines, refused, set(expected.alerts),
+                 {aid: content(msgspec.to_builtins(a)) for aid, a in expected.alerts.items()})
+
+
+def too_late(lines: list[bytes], n: int = 3) -> list[bytes]:
+    """New events two days behind their member's newest: sent last, they are refused."""
+    out = []
+    for line in lines[:: max(1, len(lines) // n)][:n]:
+        try:
+            event = decode(line)
+        except InvalidRecord:
+            continue
+        doc = msgspec.json.decode(line)
+        doc["event_id"] = f"too-late-{len(out)}"
+        doc["ts"] = format_ts(event.t - 2 * 86400)
+        out.append(msgspec.json.encode(doc))
+    return out
+
+
+PUBLISH_FIELDS = ("created_at", "updated_at", "version")
+
+
+def content(alert: dict) -> dict:
+    """An alert without its publish fields: what live and backtest must agree on."""
+    return {k: v for k, v in alert.items() if k not in PUBLISH_FIELDS}
 
 
 def pipeline_env(broker: str, work: Path, **settings: str) -> dict[str, str]:
     """A fresh app id and topics on ``broker``; ``settings`` as ``name=value`` (no prefix)."""
     env = unique_env(broker)
     env["ACCESSWATCH_DATA_DIR"] = str(work / f"faust-{env['ACCESSWATCH_APP_ID']}")
+    # Alert versions at most a second apart: the newest is out soon after the last event.
+    env["ACCESSWATCH_ALERT_UPDATE_INTERVAL"] = "1"
     env.update({f"ACCESSWATCH_{k.upper()}": v for k, v in settings.items()})
     return env
 
@@ -146,10 +189,31 @@ def wait_committed_to_end(s: Settings, timeout: float = 120) -> dict[int, int]:
     return ends
 
 
-def alert_ids(s: Settings) -> list[str]:
-    """Every alert id on the alert topic, as a committed-only reader sees it."""
-    return [msgspec.json.decode(r.value)["alert_id"]
+def published(s: Settings) -> list[dict]:
+    """Every alert version on the alert topic, as a committed-only reader sees it."""
+    return [msgspec.json.decode(r.value)
             for r in read_topic(s, s.topic_alerts, isolation_level="read_committed")]
+
+
+def alert_ids(s: Settings) -> list[str]:
+    """The alert id of every version on the alert topic (an alert's id once per version)."""
+    return [a["alert_id"] for a in published(s)]
+
+
+def newest(records: list[dict]) -> dict[str, dict]:
+    """What a reader keeps: the highest version of each alert (absent means 1)."""
+    out: dict[str, dict] = {}
+    for a in records:
+        held = out.get(a["alert_id"])
+        if held is None or a.get("version", 1) > held.get("version", 1):
+            out[a["alert_id"]] = a
+    return out
+
+
+def alerts_settled(s: Settings, force: Force) -> bool:
+    """True once the newest version of every alert equals the backtest's."""
+    got = newest(published(s))
+    return {aid: content(a) for aid, a in got.items()} == force.alerts
 
 
 def dead_letters(s: Settings) -> list[tuple[int, int, bytes]]:
@@ -162,12 +226,16 @@ def dead_letters(s: Settings) -> list[tuple[int, int, bytes]]:
     return out
 
 
-def assert_every_output_once(ids: list[str], dlq: list[tuple[int, int, bytes]],
+def assert_every_output_once(records: list[dict], dlq: list[tuple[int, int, bytes]],
                              force: Force) -> None:
-    """The alert topic holds the backtest's alert ids, each once; the DLQ each invalid line,
-    each once."""
-    assert set(ids) == force.expected
-    assert duplicates(ids) == 0, Counter(ids).most_common(3)
+    """The alert topic holds the backtest's alerts, each version once, the newest equal to
+    the backtest's in content; the DLQ each invalid line, each once."""
+    got = newest(records)
+    assert set(got) == force.expected
+    assert duplicates(records) == 0, Counter(_versions(records)).most_common(3)
+    differ = [aid for aid, a in got.items() if content(a) != force.alerts[aid]]
+    assert not differ, (f"{len(differ)} of {len(got)} alerts differ from the backtest's, e.g. "
+                        f"{content(got[differ[0]])} != {force.alerts[differ[0]]}")
     assert len(dlq) == len({(p, o) for p, o, _ in dlq}) == len(force.invalid)
 
 
@@ -208,11 +276,16 @@ class Figures:
         extra = f"  ({'; '.join(self.notes)})" if self.notes else ""
         return (f"{self.test:<34} sent {self.sent:>6,}  processed {self.processed:>6,}  "
                 f"dead-lettered {self.dead_lettered:>4,}  lost {self.lost}  "
-                f"alerts {self.alerts:>4}  duplicate alert ids {self.duplicate_alerts}{extra}")
+                f"alerts {self.alerts:>4}  versions twice {self.duplicate_alerts}{extra}")
 
 
-def duplicates(ids: list[str]) -> int:
-    return sum(n - 1 for n in Counter(ids).values() if n > 1)
+def duplicates(records: list[dict]) -> int:
+    """Alert versions published more than once."""
+    return sum(n - 1 for n in Counter(_versions(records)).values() if n > 1)
+
+
+def _versions(records: list[dict]) -> list[tuple[str, int]]:
+    return [(a["alert_id"], a.get("version", 1)) for a in records]
 
 
 class Ledger:

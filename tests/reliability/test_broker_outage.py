@@ -25,7 +25,7 @@ from tests.reliability.harness import (
     Figures,
     Force,
     Ledger,
-    alert_ids,
+    alerts_settled,
     assert_every_output_once,
     committed_offsets,
     consumed,
@@ -34,6 +34,7 @@ from tests.reliability.harness import (
     pipeline_env,
     prepare,
     produce,
+    published,
     quietly,
     wait_committed_to_end,
 )
@@ -97,9 +98,11 @@ def test_worker_rides_out_a_broker_restart(own_broker: Broker, force: Force, led
         produce(s, force, force.lines[half:])
         settled = quietly(lambda: wait_committed_to_end(s, timeout=120))
         settled = settled and quietly(lambda: wait_until(
-            lambda: set(alert_ids(s)) >= force.expected, 30, "every expected alert", every=0.3))
+            lambda: alerts_settled(s, force), 30, "every alert at the backtest's content",
+            every=0.3))
         assert w.proc.poll() is None, "the worker kept running"
-        ids, dlq, m = alert_ids(s), dead_letters(s), w.metrics()
+        records, dlq, m = published(s), dead_letters(s), w.metrics()
+        ids = [a["alert_id"] for a in records]
         log = w.log.read_text(errors="replace")
     finally:
         w.stop()
@@ -108,7 +111,7 @@ def test_worker_rides_out_a_broker_restart(own_broker: Broker, force: Force, led
     unique_dlq = {(p, o) for p, o, _ in dlq}
     ledger.add(Figures(
         "broker down and up again", sent=n, processed=committed - len(unique_dlq),
-        dead_lettered=len(unique_dlq), lost=n - committed, duplicate_alerts=duplicates(ids),
+        dead_lettered=len(unique_dlq), lost=n - committed, duplicate_alerts=duplicates(records),
         alerts=len(set(ids)), notes=[
             f"down after {int(at_outage):,} events",
             f"alerts missing {len(force.expected - set(ids))}, "
@@ -119,4 +122,4 @@ def test_worker_rides_out_a_broker_restart(own_broker: Broker, force: Force, led
     assert f"broker at {own_broker.address} is unreachable" in log
     assert f"broker at {own_broker.address} is reachable again" in log
     assert committed == n
-    assert_every_output_once(ids, dlq, force)
+    assert_every_output_once(records, dlq, force)

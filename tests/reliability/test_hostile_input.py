@@ -33,16 +33,15 @@ from kafka.admin import KafkaAdminClient, NewTopic
 
 from accesswatch.contract.events import MAX_EVENT_BYTES, decode_event
 from accesswatch.contract.schemas import schema
-from accesswatch.core.alerts import alert_id
 from accesswatch.errors import InvalidRecord
 from streams.batch import decode
 from tests.reliability.harness import (
     Figures,
     Force,
     Ledger,
-    alert_ids,
     pipeline_env,
     prepare,
+    published,
     wait_committed_to_end,
 )
 from tests.streams.conftest import wait_until
@@ -255,8 +254,9 @@ def test_worker_dead_letters_every_hostile_message_and_keeps_going(
         assert w.proc.poll() is None, "the worker kept running"
         after = rss_kib(w.proc.pid)
         m = w.metrics()
-        unknown = alert_id("AW-013", "NOT-IN-DIRECTORY-1", "hostile-9999")
-        wait_until(lambda: unknown in alert_ids(s), 30, "the unknown-account alert")
+        unknown = ("AW-013", "NOT-IN-DIRECTORY-1")
+        wait_until(lambda: unknown in {(a["rule_id"], a["user_id"]) for a in published(s)}, 30,
+                   "the unknown-account alert")
         dlq = read_topic(s, s.topic_dlq)
     finally:
         w.stop()

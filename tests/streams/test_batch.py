@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import msgspec
 
 from accesswatch.contract.timestamps import format_ts
-from accesswatch.core import Detector, UserState
-from accesswatch.core.state import decode_state, encode_state
+from accesswatch.core import Detector, Member
+from accesswatch.core.state import decode_member, encode_member
 from accesswatch.rules import load_rules
 from streams.batch import run_batch
 from tests.core.force import HOUR, T0, build_force
@@ -70,17 +70,33 @@ def test_state_is_read_once_per_member_and_carried_between_batches() -> None:
     stored: dict[str, bytes] = {}
     reads: list[str] = []
 
-    def load(uid: str) -> UserState | None:
+    def load(uid: str) -> Member | None:
         reads.append(uid)
-        return decode_state(stored[uid]) if uid in stored else None
+        return decode_member(stored[uid]) if uid in stored else None
 
     detector = Detector(load_rules(), build_force())
     first = run_batch(detector, messages(), load)
     assert sorted(reads) == ["u1", "u3"]
-    stored.update({uid: encode_state(st) for uid, (st, _) in first.states.items()})
-    # The leaver's second access folds into the alert already raised.
+    stored.update({uid: encode_member(st) for uid, (st, _) in first.states.items()})
+    (before,) = [a for a in first.alerts if a.rule_id == "AW-011"]
+    # The leaver's second access joins the alert already raised: its next version.
     again = run_batch(detector, [Msg(wire("e9", "u3", T0 + 3 * HOUR), partition=1)], load)
-    assert [a.rule_id for a in again.folded] == ["AW-011"] and not again.alerts
+    (after,) = [a for a in again.alerts if a.rule_id == "AW-011"]
+    assert after.alert_id == before.alert_id and (before.count, after.count) == (1, 2)
+
+
+def test_late_events_are_judged_and_those_past_the_horizon_dead_lettered() -> None:
+    """An event an hour behind its member's newest is judged; two days behind, refused."""
+    detector = Detector(load_rules(), build_force())
+    msgs = [Msg(wire("e1", "u1", T0 + 50 * HOUR), offset=0),
+            Msg(wire("e2", "u1", T0 + 49 * HOUR, "P-FAM"), offset=1),
+            Msg(wire("e3", "u1", T0 + HOUR, "P-FAM"), offset=2),
+            Msg(wire("e2", "u1", T0 + 49 * HOUR, "P-FAM"), offset=3)]  # sent again
+    out = run_batch(detector, msgs, lambda uid: None)
+    assert [(r.message.offset, r.error.reason_class) for r in out.rejected] == [(2, "too_late")]
+    assert out.processed == 3 and out.repeats == 1
+    (family,) = [a for a in out.alerts if a.rule_id == "AW-002"]
+    assert family.event_ids == ["e2"] and family.count == 1
 
 
 class Fragile(Detector):

@@ -8,20 +8,24 @@ from accesswatch.core import Detector
 from accesswatch.rules import load_rules
 from streams.batch import run_batch
 from streams.metrics import Metrics
+from streams.outputs import Sent
 from tests.core.force import build_force
 from tests.streams.test_batch import messages
 
 NAMES = {
     "accesswatch_events_consumed_total", "accesswatch_events_processed_total",
     "accesswatch_events_rejected_total", "accesswatch_alerts_total",
-    "accesswatch_alerts_folded_total", "accesswatch_event_to_alert_latency_seconds",
+    "accesswatch_alert_updates_total", "accesswatch_event_to_alert_latency_seconds",
     "accesswatch_batch_seconds", "accesswatch_batch_size", "accesswatch_consumer_lag",
     "accesswatch_reference_records", "accesswatch_reference_updates_total",
     "accesswatch_reference_ready", "accesswatch_broker_up", "accesswatch_rules_info",
     "accesswatch_model_info", "accesswatch_rules_reload_failures_total",
     "accesswatch_model_reload_failures_total", "accesswatch_replay_skipped_total",
     "accesswatch_consumer_gaps_total", "accesswatch_partitions_assigned",
-    "accesswatch_model_rows_total",
+    "accesswatch_model_rows_total", "accesswatch_alert_updates_held",
+    "accesswatch_alerts_withdrawn_total", "accesswatch_events_duplicate_total",
+    "accesswatch_late_rewinds_total", "accesswatch_events_replayed_total",
+    "accesswatch_core_fallbacks_total",
 }
 ALLOWED_LABELS = {"reason", "rule_id", "severity", "partition", "kind", "op", "version",
                   "rules", "le", "what", "outcome"}
@@ -33,7 +37,7 @@ def recorded() -> CollectorRegistry:
     msgs = messages()
     out = run_batch(Detector(load_rules(), build_force()), msgs, lambda uid: None)
     out.rows_due, out.rows_judged = 9, 2  # as a batch with a model would say
-    m.record(out, len(msgs), 0.01, now=1e10)
+    m.record(out, Sent(out.alerts, []), len(msgs), 0.01, now=1e10)
     m.lag(2).set(5)
     m.reference("staff").set(7)
     m.reference_update("staff", "tombstone").inc()
@@ -93,10 +97,10 @@ def test_every_alerting_rule_has_its_counters_at_zero_from_the_start() -> None:
     for rule in alerting:
         labels = {"rule_id": rule.id, "severity": str(rule.severity)}
         assert registry.get_sample_value("accesswatch_alerts_total", labels) == 0.0
-        assert registry.get_sample_value("accesswatch_alerts_folded_total",
+        assert registry.get_sample_value("accesswatch_alert_updates_total",
                                          {"rule_id": rule.id}) == 0.0
     signal = next(r for r in pack.active if not r.alert)
-    assert registry.get_sample_value("accesswatch_alerts_folded_total",
+    assert registry.get_sample_value("accesswatch_alert_updates_total",
                                      {"rule_id": signal.id}) is None
 
 

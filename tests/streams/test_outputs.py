@@ -10,7 +10,7 @@ import msgspec
 import pytest
 from prometheus_client import CollectorRegistry
 
-from accesswatch.core import Detector, UserState
+from accesswatch.core import Detector, Member
 from accesswatch.core.state import decode_state
 from accesswatch.rules import load_rules
 from streams import outputs as outputs_module
@@ -53,7 +53,7 @@ def settings() -> Settings:
     return Settings(_env_file=None, partitions=4)  # type: ignore[call-arg]
 
 
-def outcome(messages: list[Msg], states: dict[str, UserState] | None = None) -> Any:
+def outcome(messages: list[Msg], states: dict[str, Member] | None = None) -> Any:
     return run_batch(Detector(load_rules(), build_force()), messages,
                      lambda uid: (states or {}).get(uid))
 
@@ -80,7 +80,8 @@ def test_outputs_go_to_the_source_partition_and_move_the_mark() -> None:
 
 def test_a_replay_publishes_nothing_found_past_the_mark(monkeypatch: pytest.MonkeyPatch) -> None:
     first = outcome(batch())
-    found = ({2: {a.alert_id for a in first.alerts}}, {2: {11}})
+    found = ({2: {a.alert_id: outputs_module._read_version(msgspec.json.encode(a))[1:]
+                  for a in first.alerts}}, {2: {11}})
 
     async def read_tails(*_: Any) -> Any:
         return found
@@ -134,7 +135,7 @@ def test_an_oversized_dead_letter_keeps_its_head_and_says_how_big() -> None:
 
 
 def test_stored_state_says_how_far_it_goes_and_the_core_still_reads_it() -> None:
-    st = stored(UserState(last_t=5.0))
+    st = stored(Member(last_t=5.0))
     st.applied = (2, 41)
     raw = encode_stored(st)
     assert decode_state(raw).last_t == 5.0  # the core's decoder ignores the extra field
@@ -142,7 +143,7 @@ def test_stored_state_says_how_far_it_goes_and_the_core_still_reads_it() -> None
     assert back.applied == (2, 41)
     assert already_applied(back, 2, 40) and not already_applied(back, 2, 41)
     assert not already_applied(back, 1, 3)  # another partition: cannot tell, apply
-    assert decode_stored(msgspec.msgpack.encode(UserState())).applied is None
+    assert decode_stored(msgspec.msgpack.encode(Member())).applied is None
 
 
 def test_a_replayed_batch_skips_what_the_stored_state_holds() -> None:
@@ -168,3 +169,129 @@ def test_head_check_flags_a_partition_that_starts_past_its_commit() -> None:
     assert check.holes(msgs) == []  # only the first events after an assignment count
     check.expect({2: 10})
     assert check.holes([Msg(b"", partition=2, offset=11)]) == []  # one marker's worth: fine
+
+
+def _versions(topic: FakeTopic, rule_id: str = "AW-011") -> list[tuple[str, int, int]]:
+    """(alert id, version, count) of each alert of ``rule_id`` sent, in order."""
+    out = []
+    for sent in topic.sent:
+        doc = msgspec.json.decode(sent["value"])
+        if doc["rule_id"] == rule_id:
+            out.append((doc["alert_id"], doc.get("version", 1), doc["count"]))
+    return out
+
+
+def leaver(i: int, offset: int) -> Msg:
+    return Msg(wire(f"e{i}", "u3", T0 + HOUR + i * 60), partition=2, offset=offset)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_grown_alert_goes_out_again_as_its_next_version_at_most_once_per_interval() -> None:
+    alerts = FakeTopic()
+    s = Settings(_env_file=None, partitions=4, alert_update_interval=10)  # type: ignore[call-arg]
+    out_ = Outputs(s, alerts, FakeTopic(), Metrics(CollectorRegistry()))
+    out_.clock = clock = Clock()
+    detector = Detector(load_rules(), build_force())
+    members: dict[str, Member] = {}
+
+    async def batch(i: int) -> None:
+        msgs = [leaver(i, i)]
+        out = run_batch(detector, msgs, members.get)
+        members.update({uid: m for uid, (m, _) in out.states.items()})
+        await out_.publish(out, msgs)
+
+    async def run() -> None:
+        for i in range(3):  # at 0 s, 4 s and 8 s: each adds an access to the alert
+            await batch(i)
+            clock.now += 4
+        assert [v for _, v, _ in _versions(alerts)] == [1] and len(out_.held) == 1
+        clock.now = 1009.0
+        await out_.release(members.get)  # not due until 1010
+        assert len(_versions(alerts)) == 1
+        clock.now = 1011.0
+        await out_.release(members.get)  # due: the newest content held, as v2
+        await batch(3)  # at 1011 s: waits until 1021
+        assert len(_versions(alerts)) == 2 and len(out_.held) == 1
+        await out_.release(members.get, everything=True)  # a rebalance: all go out
+
+    asyncio.run(run())
+    # v1 at once; two changes within 10 s go out as one version (count 3); the
+    # last one, held, goes out when released: the newest version always goes out.
+    assert [(v, c) for _, v, c in _versions(alerts)] == [(1, 1), (2, 3), (3, 4)]
+    latest = [msgspec.json.decode(x["value"]) for x in alerts.sent][-1]
+    assert latest["updated_at"] and latest["count"] == 4 and not out_.held
+
+
+def test_versions_held_back_are_named_in_the_mark_and_sent_by_the_next_owner() -> None:
+    s = Settings(_env_file=None, partitions=4, alert_update_interval=60)  # type: ignore[call-arg]
+    first_topic = FakeTopic()
+    first = Outputs(s, first_topic, FakeTopic(), Metrics(CollectorRegistry()))
+    detector = Detector(load_rules(), build_force())
+    members: dict[str, Member] = {}
+
+    async def run_first() -> list[tuple[int, bytes, bytes]]:
+        for i in range(2):
+            msgs = [leaver(i, i)]
+            out = run_batch(detector, msgs, members.get)
+            members.update({uid: m for uid, (m, _) in out.states.items()})
+            await first.publish(out, msgs)
+        return first.pending_marks()
+
+    marks = asyncio.run(run_first())  # then the worker dies with v2 held
+    assert len(_versions(first_topic)) == 1 and first.held
+    table = {key: raw for _, key, raw in marks}
+    assert msgspec.msgpack.decode(table[mark_key(2)], type=Mark).held == ["u3"]
+
+    topic = FakeTopic()
+    second = Outputs(s, topic, FakeTopic(), Metrics(CollectorRegistry()))
+    stored_members = {uid: decode_stored(encode_stored(stored(m))) for uid, m in members.items()}
+
+    async def run_second() -> None:
+        async def tails(*_: Any) -> Any:
+            return {2: {}}, {}
+
+        saved, outputs_module.read_tails = outputs_module.read_tails, tails
+        try:
+            await second.prime({2}, table)
+        finally:
+            outputs_module.read_tails = saved
+        await second.recover_held(2, stored_members.get)
+        await second.release(stored_members.get)
+
+    asyncio.run(run_second())
+    [(_, version, count)] = _versions(topic)
+    assert (version, count) == (2, 2)
+
+
+def test_a_replay_publishes_a_changed_alert_above_the_version_found() -> None:
+    """Past the mark lies v1 with other content: what goes out now is v2, never v1 again."""
+    first = outcome(batch())
+    [alert] = [a for a in first.alerts if a.rule_id == "AW-011"]
+    other = msgspec.structs.replace(alert, count=7)
+    found = ({2: {alert.alert_id: outputs_module._read_version(msgspec.json.encode(other))[1:]}},
+             {2: set()})
+
+    async def read_tails(*_: Any) -> Any:
+        return found
+
+    alerts = FakeTopic()
+    out_ = Outputs(settings(), alerts, FakeTopic(), Metrics(CollectorRegistry()))
+
+    async def replay() -> None:
+        saved, outputs_module.read_tails = outputs_module.read_tails, read_tails
+        try:
+            await out_.prime({2}, {})
+        finally:
+            outputs_module.read_tails = saved
+        await out_.publish(outcome(batch()), batch())
+
+    asyncio.run(replay())
+    assert [(aid, v) for aid, v, _ in _versions(alerts) if aid == alert.alert_id] == [
+        (alert.alert_id, 2)]

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from accesswatch.core import Detector, UserState
+from accesswatch.core import Detector, Member
 from accesswatch.core.state import decode_state, encode_state
 from accesswatch.rules import load_rules
 from streams.batch import run_batch
+from streams.stored import decode_stored
 from streams.user_states import FlushOnCommit, UserStates
 from tests.core.force import HOUR, T0, build_force
 from tests.streams.test_batch import Msg, wire
@@ -27,7 +28,7 @@ class FakeTable:
 
 def test_a_member_seen_again_gets_the_same_live_state_without_a_decode() -> None:
     table = FakeTable()
-    table.data[b"u1"] = encode_state(UserState(last_t=5.0))
+    table.data[b"u1"] = encode_state(Member(last_t=5.0))
     states = UserStates(table)
     first = states.load("u1")
     assert first is not None and first.last_t == 5.0
@@ -40,7 +41,7 @@ def test_changelog_gets_one_record_per_member_per_flush_with_the_latest_state() 
     table = FakeTable()
     states = UserStates(table)
     for t in (1.0, 2.0, 3.0):  # three batches between two commits
-        states.store({"u1": (UserState(last_t=t), 2), "u2": (UserState(last_t=t), 1)})
+        states.store({"u1": (Member(last_t=t), 2), "u2": (Member(last_t=t), 1)})
     assert table.sent == []
     assert decode_state(table.data[b"u1"]).last_t == 3.0  # the table is current at once
     assert states.flush() == 2
@@ -52,7 +53,7 @@ def test_changelog_gets_one_record_per_member_per_flush_with_the_latest_state() 
 def test_commit_sensor_flushes_before_faust_picks_offsets() -> None:
     table = FakeTable()
     states = UserStates(table)
-    states.store({"u1": (UserState(last_t=1.0), 0)})
+    states.store({"u1": (Member(last_t=1.0), 0)})
     FlushOnCommit(states).on_commit_initiated(consumer=None)
     assert [k for _, k, _ in table.sent] == [b"u1"] and states.unsent == 0
 
@@ -60,7 +61,7 @@ def test_commit_sensor_flushes_before_faust_picks_offsets() -> None:
 def test_forget_flushes_then_reads_the_table_afresh() -> None:
     table = FakeTable()
     states = UserStates(table)
-    states.store({"u1": (UserState(last_t=1.0), 3)})
+    states.store({"u1": (Member(last_t=1.0), 3)})
     live = states.load("u1")
     states.forget()
     assert [p for p, _, _ in table.sent] == [3]
@@ -95,7 +96,7 @@ def test_a_core_failure_retries_from_the_state_before_the_batch() -> None:
              Msg(wire("e3", "u1", T0 + 3 * HOUR), partition=2, offset=3)]
     retried = run_batch(detector, batch, states.load, states.reload)
     clean = run_batch(Detector(load_rules(), build_force()), [batch[0], batch[2]],
-                      lambda uid: decode_state(before))
+                      lambda uid: decode_stored(before))
     assert [r.message.offset for r in retried.rejected] == [2]
     # Compared as the core's UserState: the stored copy also says how far it goes.
     assert (decode_state(encode_state(retried.states["u1"][0]))
