@@ -33,7 +33,7 @@ from accesswatch.errors import AccessWatchError, InvalidRecord
 from accesswatch.reference import ReferenceData, load_reference_dir
 from accesswatch.rules.loader import RulePack
 
-BATCH = 2000
+BATCH = 20000  # events judged at a time: lateness within a batch costs no rewind
 Bad = tuple[int, bytes, InvalidRecord]
 
 

@@ -11,15 +11,19 @@ times, never asserted: a benchmark measures.
 
 from __future__ import annotations
 
+import json
 import os
 import traceback
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from accesswatch.backtest import BacktestResult, run_backtest
 from accesswatch.core.alerts import Alert
 from accesswatch.core.detector import Model
+from accesswatch.evaluate import evaluate
 from accesswatch.reference import ReferenceData, load_reference_dir
 from accesswatch.rules import load_rules
 from accesswatch.rules.loader import RulePack
@@ -50,8 +54,9 @@ def bench_delivery(data: Path, cache: Path, turns: int, seed: int = 1) -> dict[s
         "train_seconds": round(train_seconds, 1),
     }
     rules = load_rules()
+    labels = json.loads((data / "labels.json").read_text())
     for name, m in (("rules_only", None), ("rules_model", model)):
-        out[name] = compare_orders(files, ref, rules, m, turns, stats.lines)
+        out[name] = compare_orders(files, ref, rules, m, turns, stats.lines, labels)
     out["load_average"] = [load_before, [round(x, 2) for x in os.getloadavg()]]
     return out
 
@@ -70,6 +75,7 @@ def compare_orders(
     model: Model | None,
     turns: int,
     events: int,
+    labels: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Each file ``turns`` times, alternated; the best of each, every run's rate, and
     whether the alerts agree.  ``events`` (the force's, repeats not counted) over a run's
@@ -104,7 +110,19 @@ def compare_orders(
             for i, d in zip(runs["in_order"], runs["delivered"], strict=True)
         ]
         out.update(agreement(alerts["in_order"], alerts["delivered"]))
+        if labels is not None:
+            out["scorecards"] = {order: scorecard(labels, alerts[order]) for order in ORDERS}
     return out
+
+
+def scorecard(labels: dict[str, Any], alerts: dict[str, Alert]) -> dict[str, Any]:
+    """Recall per scenario and false alerts, as ``accesswatch evaluate`` gives them."""
+    card = evaluate(labels, [msgspec.to_builtins(a) for a in alerts.values()])
+    return {
+        "recall": {s.scenario: s.recall for s in card.scenarios},
+        "false_alerts": card.false_alerts,
+        "alerts": card.alerts,
+    }
 
 
 def _run(result: BacktestResult, events: int) -> dict[str, Any]:
@@ -117,14 +135,20 @@ def _run(result: BacktestResult, events: int) -> dict[str, Any]:
     }
 
 
+def _content(a: Alert) -> bytes:
+    return msgspec.json.encode(msgspec.structs.replace(a, created_at=""))
+
+
 def _evidence(a: Alert) -> tuple[object, ...]:
     return (a.rule_id, a.user_id, a.count, a.first_seen, a.last_seen, sorted(a.event_ids))
 
 
 def agreement(in_order: dict[str, Alert], delivered: dict[str, Alert]) -> dict[str, Any]:
-    """Same alert ids?  And of those in both, how many differ in count or evidence."""
+    """Same alert ids?  And of those in both, how many differ in count or evidence, and
+    in any field at all but ``created_at`` (a publish time)."""
     both = in_order.keys() & delivered.keys()
     return {
+        "other_content": sum(_content(in_order[i]) != _content(delivered[i]) for i in both),
         "same_alert_ids": in_order.keys() == delivered.keys(),
         "alerts_in_order": len(in_order),
         "alerts_delivered": len(delivered),

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.ensemble import IsolationForest
 
-from accesswatch.contract.events import decode_event
+from accesswatch.contract.events import AccessEvent, decode_event
 from accesswatch.contract.timestamps import format_ts
 from accesswatch.core import Detector, UserState
 from accesswatch.core.features import RAW, Row
@@ -43,10 +43,14 @@ SCALE_FLOOR = {
 def feature_rows(
     events_path: Path, detector: Detector, *, since: float | None = None, until: float | None = None
 ) -> list[Row]:
-    """Every feature row the core emits for the events in ``[since, until)``."""
+    """Every feature row the core emits for the events in ``[since, until)``.
+
+    A file as feeds deliver it is late, out of order and repeats lines: the events
+    are taken once each (by member and ``event_id``) and in event time, as the
+    detector judges them, so training sees the rows the worker will score.
+    """
     states: dict[str, UserState] = {}
-    rows: list[Row] = []
-    batch = []
+    events: dict[tuple[str, str], AccessEvent] = {}
     with events_path.open("rb") as f:
         for line in f:
             try:
@@ -55,12 +59,16 @@ def feature_rows(
                 continue
             if (since is not None and event.t < since) or (until is not None and event.t >= until):
                 continue
-            batch.append(event)
-            if len(batch) >= 5000:
-                rows.extend(detector.feature_rows(batch, states))
-                batch = []
-    rows.extend(detector.feature_rows(batch, states))
+            events.setdefault((event.user_id, event.event_id), event)
+    ordered = sorted(events.values(), key=_time)
+    rows: list[Row] = []
+    for i in range(0, len(ordered), 5000):
+        rows.extend(detector.feature_rows(ordered[i : i + 5000], states))
     return rows
+
+
+def _time(event: AccessEvent) -> tuple[float, str]:
+    return (event.t, event.event_id)
 
 
 def fit(

@@ -19,7 +19,9 @@ Memory per member: the log holds the events of the horizon (24 h by default)
 plus up to one snapshot interval, each encoded without its query text (about
 90 bytes); the worker keeps at most ``MAX_SNAPSHOTS`` snapshots of the rules'
 state beside it: one every ten minutes of event time for a member whose events
-came late in the last horizon, one an hour for the rest.  After a restart the snapshots are gone and the first late
+came late in the last horizon, one every two hours for the rest (a snapshot
+costs an encode of the member's state; their log is trimmed to the snapshot
+before the horizon, so it holds up to two hours more).  After a restart the snapshots are gone and the first late
 event of a member runs their whole log again.
 
 >>> timeline = Timeline(horizon=86400.0)
@@ -37,13 +39,12 @@ from typing import Any, NamedTuple
 import msgspec
 
 from accesswatch.contract.events import AccessEvent
-from accesswatch.contract.timestamps import format_ts
 from accesswatch.core.state import STATE_FIELDS, Member, UserState, decode_state, encode_state
 
 # Event-time seconds between a member's snapshots: often for a member whose events came
 # late within the horizon (the next late one replays little), seldom for the rest.
 SNAPSHOT_EVERY = 600.0
-SNAPSHOT_SELDOM = 3600.0
+SNAPSHOT_SELDOM = 7200.0
 RECENT = 7200.0  # snapshots this close to the newest are all kept ...
 SPACING = 7200.0  # ... older ones one per this many seconds
 MAX_SNAPSHOTS = 32
@@ -64,8 +65,10 @@ def _logged(e: AccessEvent) -> Logged:
 
 
 def _event(row: Logged, user_id: str) -> AccessEvent:
+    """An event from the log, to judge again: ``ts`` is left empty (``t`` holds it; no
+    rule reads the text, and formatting it for every event run again costs)."""
     t, event_id, terminal, system, action, subject_type, subject_id, case_ref, count = row
-    event = AccessEvent(event_id, format_ts(t), user_id, terminal, system,
+    event = AccessEvent(event_id, "", user_id, terminal, system,
                         action, subject_type, subject_id, None, case_ref,  # type: ignore[arg-type]
                         count)
     event.t = t
@@ -193,6 +196,9 @@ class Timeline:
                ) -> Run:
         if len(events) > 1:
             events.sort(key=_key)
+        if not member.log and not member.base and member.last_t:
+            # A state stored by a release before the log: it is the base the log starts on.
+            member.base = encode_state(member)
         times, ids = memory.times, memory.ids
         first = _key(events[0])
         if not times or first > (times[-1], ids[-1]):

@@ -175,3 +175,26 @@ def test_the_log_cuts_at_any_position_and_keeps_every_event() -> None:
     assert memory.cut(6) == 2 and memory.ends == [4, 6, 8, 12]  # inside: split in two
     rows = [row[1] for chunk in members["u1"].log for row in _decode_chunk(chunk)]
     assert rows == [e.event_id for e in events]
+
+
+def test_a_state_stored_before_contract_1_1_decodes_and_carries_on() -> None:
+    """A record from 0704a07: folds, days seen as (day, event id), risk evidence as ids."""
+    old = {
+        "last_t": T0, "risk": 4.0, "risk_t": T0, "risk_armed": True,
+        "windows": {"AW-009": [[T0, "e-old", "P-X", False]]},
+        "days_seen": {"AW-007": {"P-X": [[739000, "e-old"]]}},
+        "folds": {"AW-010": ["aw-0123", T0, T0, 3]},
+        "risk_evidence": ["e-old"], "risk_reasons": ["old reason"],
+        "baselines": {"AW-008": [T0 // 3600, 5.0, 12.0, 30.0]},
+    }
+    member = decode_member(msgspec.msgpack.encode(old))
+    assert (member.last_t, member.risk, member.windows["AW-009"][0][1]) == (T0, 4.0, "e-old")
+    assert member.days_seen == {} and member.risk_evidence == [] and member.log == []
+    detector = Detector(load_rules(), build_force())
+    outcome = detector.process_batch([ev(t=T0 + HOUR, subject="P-FAM")], {"u1": member})
+    assert "AW-002" in {a.rule_id for a in outcome.changed}
+    # An event a day behind the stored newest is still judged, not refused.
+    late = detector.process_batch([ev(t=T0 - 20 * HOUR, subject="P-NB")], {"u1": member})
+    assert not late.too_late and "AW-003" in {a.rule_id for a in late.changed}
+    # ... on the stored state: the rewind starts from it, not from nothing.
+    assert member.baselines["AW-008"][3] >= 30

@@ -136,3 +136,18 @@ def test_a_feed_sent_twice_changes_nothing_with_the_model(
     refused = [msgspec.json.decode(ln) for ln in (tmp_path / "rejects.jsonl").read_bytes()
                .splitlines()]
     assert all(r["line"] > lines for r in refused if r["reason_class"] == "too_late")
+
+
+def test_training_rows_are_the_same_from_a_feed_as_delivered(
+    force: Path, ref: ReferenceData, tmp_path: Path
+) -> None:
+    """Train on an audit extract as the feeds delivered it (late, out of order, lines
+    repeated): the same feature rows as the time-ordered file, so the model is too."""
+    from benchmarks.delivery import deliver
+
+    stats = deliver(force / "events.jsonl", tmp_path / "delivered.jsonl", seed=3)
+    assert stats.late and stats.repeats
+    in_order = feature_rows(force / "events.jsonl", Detector(None, ref))
+    delivered = feature_rows(tmp_path / "delivered.jsonl", Detector(None, ref))
+    assert len(in_order) > 1000
+    assert msgspec.to_builtins(delivered) == msgspec.to_builtins(in_order)
