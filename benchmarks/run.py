@@ -276,8 +276,8 @@ Data: `accesswatch generate --staff {d['staff']} --days {d['days']} --seed {d['s
 ## Backtest
 
 Method: best of several runs of the backtest in one process, timed from the first
-line read to the last alert folded (decode + validation + every rule + folding),
-reference data loaded beforehand.
+line read to the last alert's final version (decode + validation + each member's events
+in event time + every rule + alerts), reference data loaded beforehand.
 
 | benchmark | events | seconds | events/s | alerts |
 |---|---:|---:|---:|---:|

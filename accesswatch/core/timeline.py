@@ -21,8 +21,9 @@ plus up to one snapshot interval, each encoded without its query text (about
 state beside it: one every ten minutes of event time for a member whose events
 came late in the last horizon, one every two hours for the rest (a snapshot
 costs an encode of the member's state; their log is trimmed to the snapshot
-before the horizon, so it holds up to two hours more).  After a restart the snapshots are gone and the first late
-event of a member runs their whole log again.
+before the horizon, so it holds up to two hours more).  After a restart the
+snapshots are gone and the first late event of a member runs their whole log
+again.
 
 >>> timeline = Timeline(horizon=86400.0)
 >>> admitted = timeline.admit(events, members)   # doctest: +SKIP

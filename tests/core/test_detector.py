@@ -198,3 +198,24 @@ def test_a_state_stored_before_contract_1_1_decodes_and_carries_on() -> None:
     assert not late.too_late and "AW-003" in {a.rule_id for a in late.changed}
     # ... on the stored state: the rewind starts from it, not from nothing.
     assert member.baselines["AW-008"][3] >= 30
+
+
+def test_a_late_event_that_moves_a_firing_to_another_period_withdraws_the_alert() -> None:
+    """u5 was last active 90 days ago.  00:10 Tuesday raises the idle-account alert of
+    Tuesday; then 23:50 Monday arrives: in time order that is the idle access, 00:10 is
+    not, and Tuesday's alert was never due.  The core says so (``withdrawn``)."""
+    detector = Detector(load_rules(), build_force())
+    members: dict[str, Member] = {}
+    book = AlertBook()
+    tuesday = ev("u5", T0 + 16 * HOUR + 600, subject=None, action="search")
+    first = detector.process_batch([tuesday], members)
+    book.add(first)
+    (idle_tuesday,) = [a.alert_id for a in first.changed if a.rule_id == "AW-012"]
+    monday = ev("u5", T0 + 16 * HOUR - 600, subject=None, action="search")
+    late = detector.process_batch([monday], members)
+    book.add(late)
+    assert late.withdrawn == [idle_tuesday]
+    (idle_monday,) = [a for a in late.changed if a.rule_id == "AW-012"]
+    assert idle_monday.event_ids == [monday.event_id]
+    assert msgspec.to_builtins(book.final()) == msgspec.to_builtins(
+        run([monday, tuesday]).final())
