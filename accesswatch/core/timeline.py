@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import bisect
 import heapq
+import math
 from collections.abc import Iterable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -50,6 +51,10 @@ RECENT = 7200.0  # snapshots this close to the newest are all kept ...
 SPACING = 7200.0  # ... older ones one per this many seconds
 MAX_SNAPSHOTS = 32
 MAX_MEMBERS = 200_000  # members whose snapshots a worker keeps at once
+# Events a member's log holds at most, whatever the horizon: their state record must
+# stay well inside a Kafka message (1 MB by default).  A member busier than this keeps
+# the newest half, and an event older than that is refused as too late.
+MAX_LOG = 5000
 
 Key = tuple[float, str]
 # An event in the log: its fields as an array, without the member (the log's own), the
@@ -173,9 +178,9 @@ class Timeline:
                     member = members[uid] = Member()
                 memory = self._of(uid, member)
                 newest = member.newest if member.newest > member.last_t else member.last_t
-                slot = slots[uid] = [newest, memory.seen, [], memory]
+                slot = slots[uid] = [newest, memory.seen, [], memory, member.base_key]
             t = event.t
-            if t < slot[0] - horizon:
+            if t < slot[0] - horizon or (slot[4] is not None and (t, event.event_id) <= slot[4]):
                 out.too_late.append(i)
                 continue
             seen = slot[1]
@@ -250,6 +255,13 @@ class Timeline:
             if len(snapshots) > 8:
                 _thin(snapshots, newest)
         cutoff = newest - self.horizon
+        if len(times) > MAX_LOG:  # busier than the log holds: keep the newest half
+            cutoff = max(cutoff, times[-(MAX_LOG // 2)])
+            if not snapshots or snapshots[0].key[0] >= cutoff:
+                # No snapshot that old: the base moves up to now.
+                if not snapshots or snapshots[-1].key != (newest, ids[-1]):
+                    snapshots.append(Snapshot((newest, ids[-1]), encode_state(member)))
+                cutoff = math.inf
         if times[0] >= cutoff or not snapshots or snapshots[0].key[0] >= cutoff:
             return
         j = bisect.bisect_left(snapshots, cutoff, key=lambda s: s.key[0]) - 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 import msgspec
+import pytest
 from jsonschema import Draft202012Validator, FormatChecker
 
 from accesswatch.backtest import AlertBook
@@ -219,3 +220,26 @@ def test_a_late_event_that_moves_a_firing_to_another_period_withdraws_the_alert(
     assert idle_monday.event_ids == [monday.event_id]
     assert msgspec.to_builtins(book.final()) == msgspec.to_builtins(
         run([monday, tuesday]).final())
+
+
+def test_a_member_busier_than_the_log_holds_keeps_their_newest_events(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The log is capped (a state record must fit a Kafka message): past the cap the base
+    moves up, the log keeps at most the cap, and an event older than the base is refused
+    as too late rather than judged out of order."""
+    from accesswatch.core import timeline
+
+    monkeypatch.setattr(timeline, "MAX_LOG", 20)
+    detector = Detector(load_rules(), build_force())
+    members: dict[str, Member] = {}
+    events = [ev(t=T0 + i * 30, subject=f"P-N{i:03d}") for i in range(60)]
+    for i in range(0, 60, 5):
+        detector.process_batch(events[i : i + 5], members)
+        assert len(detector.timeline._of("u1", members["u1"]).times) <= 20 + 5
+    member = members["u1"]
+    assert member.base_key is not None and member.base_key[0] > T0
+    late = detector.process_batch([ev(t=T0 + 60, subject="P-FAM")], members)
+    assert late.too_late == [0]
+    ok = detector.process_batch([ev(t=T0 + 59 * 30 - 1, subject="P-FAM")], members)
+    assert not ok.too_late and "AW-002" in {a.rule_id for a in ok.changed}
