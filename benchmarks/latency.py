@@ -6,9 +6,9 @@ model, started and caught up (healthy, owning all 4 partitions, nothing to
 read).  Then ``accesswatch replay --rate N`` feeds the force from its first
 event for ``seconds``.  An alert's latency is its record's Kafka timestamp
 (the worker's publish time) minus the Kafka timestamp (the producer's
-CreateTime) of the event that triggered it: the one whose id the alert id is
-made from (``accesswatch.core.alerts.alert_id``).  Both clocks are this
-machine's.
+CreateTime) of the event that triggered it: the latest evidence of the alert's
+first version (later versions are updates, at most one per update interval, so
+only first versions are timed).  Both clocks are this machine's.
 
 For every event, not only those that raise an alert, the worker's own
 ``accesswatch_batch_seconds`` histogram gives how long each batch took to
@@ -25,7 +25,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from accesswatch.core.alerts import alert_id
 from benchmarks import readback
 from benchmarks.broker import LiveBenchError, Processes
 from benchmarks.report import unavailable
@@ -67,7 +66,9 @@ def _at_rate(procs: Processes, address: str, work: Path, events: Path, model: Pa
         after = histogram(worker.port, "accesswatch_batch_seconds")
     finally:
         worker.stop()
-    alerts = asyncio.run(readback.alerts_with_times(address, f"bench.{name}.alerts"))
+    alerts = [(a, ts) for a, ts in
+              asyncio.run(readback.alerts_with_times(address, f"bench.{name}.alerts"))
+              if a.get("version", 1) == 1]  # later versions are updates, rate-limited
     triggers = {a["alert_id"]: _trigger(a) for a, _ in alerts}
     produced = asyncio.run(readback.event_times(address, topic,
                                                 {t for t in triggers.values() if t}))
@@ -85,11 +86,10 @@ def _at_rate(procs: Processes, address: str, work: Path, events: Path, model: Pa
 
 
 def _trigger(alert: dict[str, Any]) -> str | None:
-    """The id of the event that raised ``alert``: the one its alert id is made from."""
-    for eid in reversed(alert["event_ids"]):
-        if alert_id(alert["rule_id"], alert["user_id"], eid) == alert["alert_id"]:
-            return str(eid)
-    return None
+    """The id of the event that raised ``alert``'s first version: its latest evidence,
+    last of its ``event_ids`` (unless they were cut at 100)."""
+    ids = alert["event_ids"]
+    return str(ids[-1]) if ids and alert["count"] == len(ids) else None
 
 
 def _replay_rate(log: str) -> float | None:
