@@ -79,9 +79,20 @@ def _alerts(c: dict[str, Any]) -> str:
     same = "yes" if c["same_alert_ids"] else (
         f"**no** ({c['only_in_order']:,} only in time order, {c['only_delivered']:,} only "
         "as delivered)")
-    return (f"same alert ids: {same} ({c['alerts_in_order']:,} in time order, "
+    text = (f"same alert ids: {same} ({c['alerts_in_order']:,} in time order, "
             f"{c['alerts_delivered']:,} as delivered); of the alerts in both, "
             f"{c['other_evidence']:,} with another count, first or last seen, or evidence")
+    if "other_content" in c:
+        text += f", {c['other_content']:,} different in any field but `created_at`"
+    cards = c.get("scorecards")
+    if cards:
+        a, b = cards["in_order"], cards["delivered"]
+        recall = ("the same on every scenario" if a["recall"] == b["recall"] else "**differs**")
+        values = sorted({v for v in a["recall"].values() if v is not None})
+        shown = ", ".join(f"{v:.2f}" for v in values)
+        text += (f"; recall {recall} (S01–S13: {shown}), false alerts {a['false_alerts']} in "
+                 f"time order and {b['false_alerts']} as delivered")
+    return text
 
 
 def _backtest(r: dict[str, Any], events: int) -> str:
