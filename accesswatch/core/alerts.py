@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 
-MAX_EVIDENCE = 100
+MAX_EVIDENCE = 100  # event and subject ids an alert lists (``count`` counts them all)
 _SEVERITY_SCORE = {"low": 30.0, "medium": 50.0, "high": 70.0, "critical": 85.0}
 
 

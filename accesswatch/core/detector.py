@@ -23,7 +23,15 @@ from typing import TYPE_CHECKING, Any, Protocol
 from accesswatch.contract.events import AccessEvent
 from accesswatch.contract.timestamps import format_ts, parse_ts
 from accesswatch.core import point, windowed
-from accesswatch.core.alerts import Alert, alert_id, digest, period, record, score
+from accesswatch.core.alerts import (
+    MAX_EVIDENCE,
+    Alert,
+    alert_id,
+    digest,
+    period,
+    record,
+    score,
+)
 from accesswatch.core.context import EventContext
 from accesswatch.core.features import Row, observe
 from accesswatch.core.firing import Firing
@@ -115,7 +123,6 @@ KINDS: dict[type[r.Rule], Check] = {
     r.RepeatSubject: windowed.repeat_subject,
 }
 MAX_RISK_EVIDENCE = 30
-MAX_SHOWN = 100  # event and subject ids an alert lists (``count`` counts them all)
 # Plans cached per (member, opened?, action): a bound for a live worker that
 # sees members come and go.
 MAX_MEMBER_PLANS = 200_000
@@ -408,7 +415,7 @@ class Detector:
                 points += p.rule.risk
                 signals.append(firing.reasons[0])
                 continue
-            if self._fold(p, firing, ctx, state) is not None:
+            if self._fold(p, firing, ctx, state)[1]:
                 points += p.rule.risk
                 signals.append(f"{p.rule.id}: {firing.reasons[0]}")
         if verdict is not None and (verdict.alert or verdict.odd):
@@ -419,10 +426,9 @@ class Detector:
                 [ctx.sid] if ctx.sid else [],
             )
             if verdict.alert and self._model_rule is not None:
-                new = self._fold(self._model_rule, model_firing, ctx, state)
-                aid = self._last_aid
-                state.alerts[aid].alert.model = self._model_section(verdict)
-                if new is not None:
+                opened, new = self._fold(self._model_rule, model_firing, ctx, state)
+                opened.alert.model = self._model_section(verdict)
+                if new:
                     points += MODEL_ALERT_RISK
                     signals.append(f"{self._model_rule.rule.id}: {model_firing.reasons[0]}")
             elif ctx.t >= state.behaviour.odd_until:
@@ -443,11 +449,13 @@ class Detector:
             "top_features": verdict.top,
         }
 
-    def _fold(self, p: _Planned, firing: Firing, ctx: EventContext, st: UserState) -> str | None:
-        """Fold a firing into its period's alert; return the alert id when it is new."""
+    def _fold(
+        self, p: _Planned, firing: Firing, ctx: EventContext, st: UserState
+    ) -> tuple[Open, bool]:
+        """Fold a firing into its period's alert: that alert, and whether it is new."""
         rule, t, uid = p.rule, ctx.t, ctx.event.user_id
         start, end = period(t, p.fold, self._zone)
-        aid = self._last_aid = alert_id(rule.id, uid, start)
+        aid = alert_id(rule.id, uid, start)
         self._touched[uid].add(aid)
         evidence = firing.evidence
         opened = st.alerts.get(aid)
@@ -461,30 +469,27 @@ class Detector:
                 title=rule.title,
                 severity=rule.severity,
                 score=score(rule.severity, len(evidence)),
-                event_ids=[e[1] for e in evidence[:MAX_SHOWN]],
+                event_ids=[e[1] for e in evidence[:MAX_EVIDENCE]],
                 reasons=list(firing.reasons),
                 first_seen=format_ts(evidence[0][0]),
                 last_seen=format_ts(t),
                 count=len(evidence),
-                subject_ids=firing.subject_ids[:MAX_SHOWN],
+                subject_ids=firing.subject_ids[:MAX_EVIDENCE],
             )
-            st.alerts[aid] = Open(alert, end, (last[0], last[1]))
-            return aid
+            opened = st.alerts[aid] = Open(alert, end, (last[0], last[1]))
+            return opened, True
         alert = opened.alert
-        # Evidence already counted is at or before ``opened.last``: time order.
-        done = opened.last
-        new = evidence[bisect.bisect_right(evidence, done, key=_evidence_key):]
+        # Evidence already counted is at or before ``opened.last`` (time order), so
+        # what is new comes after it, and after ``first_seen``.
+        new = evidence[bisect.bisect_right(evidence, opened.last, key=_evidence_key):]
         if new:
             opened.last = (new[-1][0], new[-1][1])
             alert.count += len(new)
-            room = MAX_SHOWN - len(alert.event_ids)
+            room = MAX_EVIDENCE - len(alert.event_ids)
             if room > 0:
                 alert.event_ids.extend(e[1] for e in new[:room])
-            first = new[0][0]
-            if format_ts(first) < alert.first_seen:
-                alert.first_seen = format_ts(first)
         for sid in firing.subject_ids:
-            if len(alert.subject_ids) >= MAX_SHOWN:
+            if len(alert.subject_ids) >= MAX_EVIDENCE:
                 break
             if sid not in alert.subject_ids:
                 alert.subject_ids.append(sid)
@@ -496,7 +501,7 @@ class Detector:
             f"in {opened.firings} firings of this rule",
             *firing.reasons,
         ]
-        return None
+        return opened, False
 
     def _add_risk(
         self, rule: r.Risk, points: float, signals: list[str], ctx: EventContext, st: UserState

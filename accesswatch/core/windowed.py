@@ -13,13 +13,13 @@ from functools import cache
 from operator import itemgetter
 from zoneinfo import ZoneInfo
 
+from accesswatch.core.alerts import MAX_EVIDENCE
 from accesswatch.core.context import EventContext
 from accesswatch.core.firing import Firing
 from accesswatch.core.state import Entry, UserState
 from accesswatch.rules import types as r
 from accesswatch.rules.types import seconds
 
-MAX_EVIDENCE = 100
 _time = itemgetter(0)  # an entry's event time, the sort key
 
 
