@@ -5,10 +5,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -65,6 +67,30 @@ class Processes:
         path = self.work / f"{name}.log"
         text = path.read_text(errors="replace") if path.exists() else ""
         return "\n".join(text.splitlines()[-lines:])
+
+
+@contextlib.contextmanager
+def session(cache: Path, name: str) -> Iterator[tuple[Path, Processes, str]]:
+    """A scratch dir under ``cache``, a broker of its own and the processes started
+    there: (dir, processes, broker address).  The processes stop first, while the
+    broker is still there to say goodbye to; a good run leaves nothing behind, a failed
+    one keeps its logs and says where."""
+    cache.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=cache))
+    procs = Processes(work)
+    ok = False
+    try:
+        with broker(work) as address:
+            try:
+                yield work, procs, address
+            finally:
+                procs.stop_all()
+        ok = True
+    finally:
+        if ok:
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            print(f"{name} benchmark logs kept in {work}", file=sys.stderr)
 
 
 @contextlib.contextmanager

@@ -16,14 +16,11 @@ events: the contract says delivery order changes nothing.
 
 from __future__ import annotations
 
-import shutil
-import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from benchmarks import readback
-from benchmarks.broker import Processes, broker, noida_version
+from benchmarks.broker import Processes, noida_version, session
 from benchmarks.delivery import deliver
 from benchmarks.delivery_bench import ORDERS, stats_json
 from benchmarks.workers import cli, env
@@ -36,23 +33,8 @@ def bench_delivery_live(
 ) -> dict[str, Any]:
     """The live figures for ``results.json``'s ``delivery.live``; every process stopped
     by pid and the broker brought down, on failure too (its logs then kept)."""
-    cache.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="delivery-live-", dir=cache))
-    procs = Processes(work)
-    ok = False
-    try:
-        with broker(work) as address:
-            try:
-                out = _run(force, work, procs, address, events, turns, seed, model)
-            finally:
-                procs.stop_all()
-        ok = True
-        return out
-    finally:
-        if ok:
-            shutil.rmtree(work, ignore_errors=True)
-        else:
-            print(f"delivery live benchmark logs kept in {work}", file=sys.stderr)
+    with session(cache, "delivery-live") as (work, procs, address):
+        return _run(force, work, procs, address, events, turns, seed, model)
 
 
 def _run(

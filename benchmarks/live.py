@@ -32,16 +32,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from benchmarks import readback
-from benchmarks.broker import LiveBenchError, Processes, broker, free_port, noida_version, wait
+from benchmarks.broker import LiveBenchError, Processes, free_port, noida_version, session, wait
 from benchmarks.workers import TOPIC, Worker, cli, cpu_seconds, drain_deadline, env
 
 Samples = list[tuple[float, float]]  # (seconds, events so far)
@@ -77,23 +75,8 @@ def rate(samples: Samples) -> dict[str, float]:
 
 def bench_live(force: Path, opts: LiveOptions, cache: Path) -> dict[str, Any]:
     """The live figures for ``results.json`` (see the module docstring)."""
-    cache.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="live-", dir=cache))
-    procs = Processes(work)
-    ok = False
-    try:
-        with broker(work) as address:
-            try:
-                out = _run(force, opts, address, work, procs)
-            finally:
-                procs.stop_all()  # while the broker is still there to say goodbye to
-        ok = True
-        return out
-    finally:
-        if ok:  # keep the logs of a failed run; a good one leaves nothing behind
-            shutil.rmtree(work, ignore_errors=True)
-        else:
-            print(f"live benchmark logs kept in {work}", file=sys.stderr)
+    with session(cache, "live") as (work, procs, address):
+        return _run(force, opts, address, work, procs)
 
 
 def _run(force: Path, opts: LiveOptions, address: str, work: Path,
