@@ -3,11 +3,12 @@
 Two workers' batch handling side by side in one process: rules only, and rules +
 model (trained on the force's days 1-7).  Each takes the same batches of the
 force's first N events, as the live worker does: ``run_batch`` (decode, rules,
-features, scoring), then ``UserStates.store`` (the state encoded into a table)
-and, every 100 batches, ``flush``.  The two take turns batch by batch, each
-turn in a different order, so the machine's slow and fast moments fall on both
-alike: on a shared host the live drains swing by half between runs, and this
-ratio moves by a few hundredths.
+features, scoring), then ``StateStore.put`` (the changed members noted) and,
+every 100 batches, a checkpoint's ``take_changed`` (each changed member encoded
+once; the changelog send itself is not measured).  The two take turns batch by
+batch, each turn in a different order, so the machine's slow and fast moments
+fall on both alike: on a shared host the live drains swing by half between runs,
+and this ratio moves by a few hundredths.
 
     python -m benchmarks.model_cost                 # 200,000 events, twice over
     python -m benchmarks.model_cost --events 400000 --repeats 3
@@ -24,7 +25,6 @@ import itertools
 import os
 import time
 from pathlib import Path
-from typing import Any
 
 from accesswatch.core import Detector
 from accesswatch.reference import load_reference_dir
@@ -32,9 +32,10 @@ from accesswatch.rules import load_rules
 from benchmarks.model import train
 from benchmarks.run import force
 from streams.batch import run_batch
-from streams.user_states import UserStates
+from streams.store import StateStore
 
 BATCH = 1000
+PARTITIONS = 4
 
 
 class _Message:
@@ -47,15 +48,12 @@ class _Message:
         self.partition, self.offset = partition, offset
 
 
-class _Table:
-    """A table's data, and a changelog that sends nothing: the broker is not measured."""
-
-    def __init__(self) -> None:
-        self.data: dict[bytes, bytes] = {}
-
-    def send_changelog(self, partition: int | None, key: Any, value: Any,
-                       key_serializer: Any = None, value_serializer: Any = None) -> None:
-        return None
+def _store(partitions: int) -> StateStore:
+    """A store holding every partition, recovered empty: the broker is not measured."""
+    store = StateStore()
+    for p in range(partitions):
+        store.restore(p, {}, 0)
+    return store
 
 
 def measure(data: Path, events: int, repeats: int) -> dict[str, float]:
@@ -64,7 +62,8 @@ def measure(data: Path, events: int, repeats: int) -> dict[str, float]:
     model, _ = train(data, ref)
     with (data / "events.jsonl").open("rb") as f:
         lines = list(itertools.islice(f, events))
-    messages = [_Message(line, i % 4, i // 4) for i, line in enumerate(lines)]
+    messages = [_Message(line, i % PARTITIONS, i // PARTITIONS)
+                for i, line in enumerate(lines)]
     rules = load_rules()
     gc.collect()
     gc.freeze()  # as the worker does once reference data is loaded
@@ -74,7 +73,7 @@ def measure(data: Path, events: int, repeats: int) -> dict[str, float]:
     for _ in range(repeats):
         runs = {
             name: (Detector(rules, ref, model=model if name == "rules + model" else None),
-                   UserStates(_Table()))  # type: ignore[arg-type]
+                   _store(PARTITIONS))
             for name in names
         }
         for k, start in enumerate(range(0, len(messages), BATCH)):
@@ -82,10 +81,10 @@ def measure(data: Path, events: int, repeats: int) -> dict[str, float]:
             for name in names if k % 2 == 0 else reversed(names):
                 detector, states = runs[name]
                 began = time.perf_counter()
-                out = run_batch(detector, batch, states.load, states.reload)
-                states.store(out.states, out.applied)
+                out = run_batch(detector, batch, states.load, states.as_stored)
+                states.put(out.states, out.applied)
                 if k % 100 == 0:
-                    states.flush()
+                    states.take_changed()
                 spent[name] += time.perf_counter() - began
     n = len(messages) * repeats
     rules_us, model_us = (spent[name] / n * 1e6 for name in names)

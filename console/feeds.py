@@ -26,7 +26,7 @@ from console.config import ConsoleSettings
 from console.state import ConsoleState
 from console.store import Evidence, StaffInfo
 from console.triage import AuditRecord, Decision, Step, decode_decision, encode
-from streams import fetch_backoff
+from streams import kafka_compat
 from streams.connect import aiokafka_options
 
 log = logging.getLogger("accesswatch.console.feeds")
@@ -43,7 +43,7 @@ class Feeds:
         self.skipped: dict[str, int] = {}
 
     async def start(self) -> None:
-        fetch_backoff.install(self.s.empty_fetch_backoff_ms or 10)
+        kafka_compat.install(self.s.empty_fetch_backoff_ms or 10)
         self._producer = AIOKafkaProducer(**aiokafka_options(self.s), acks="all",
                                           linger_ms=0)
         await self._producer.start()

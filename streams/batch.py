@@ -4,7 +4,7 @@ The agent hands over messages and a way to read a member's stored state; it
 gets back what to publish, what to dead-letter and which states to write,
 each member's state read once and written once per batch.
 
->>> out = run_batch(detector, messages, load_state=lambda uid: None)  # doctest: +SKIP
+>>> out = run_batch(detector, messages, load_state=lambda uid, p: None)  # doctest: +SKIP
 >>> out.processed, len(out.rejected), len(out.alerts)                 # doctest: +SKIP
 """
 
@@ -20,7 +20,7 @@ import msgspec
 from accesswatch.contract.events import AccessEvent, decode_event
 from accesswatch.core import Alert, Detector, Member, Outcome
 from accesswatch.errors import InvalidRecord
-from streams.stored import StoredState, already_applied
+from streams.store import StoredState, already_applied
 
 log = logging.getLogger("accesswatch.batch")
 
@@ -66,7 +66,11 @@ class BatchOutcome:
     rows_judged: int = 0  # ... of which the model judged; the rest could not yield a verdict
 
 
-StateLoader = Callable[[str], Member | None]
+StateLoader = Callable[[str, int], Member | None]  # (user id, partition) → state
+
+
+class CoreFailed(Exception):
+    """The core raised on a batch and there is no state from before it to retry from."""
 
 
 def decode(raw: bytes) -> AccessEvent:
@@ -89,8 +93,13 @@ def decode(raw: bytes) -> AccessEvent:
 def run_batch(detector: Detector, messages: Sequence[Message], load_state: StateLoader,
               reload_state: StateLoader | None = None) -> BatchOutcome:
     """Decode, detect, collect.  ``load_state`` may hand out live objects the core then
-    changes in place; ``reload_state`` (default: ``load_state``) must give the state as it
-    was before this batch, for the retry event by event when the core fails mid-batch."""
+    changes in place; ``reload_state`` must give the state as it was before this batch, for
+    the retry event by event when the core fails mid-batch.  Without it such a failure
+    raises ``CoreFailed``: the caller goes back to a state from before the batch.
+
+    A message whose key is not its event's ``user_id`` (or has none) is refused
+    (``key_mismatch``): the partition follows the key, so the member's events would not
+    all be in one partition, in one order."""
     out = BatchOutcome()
     events: list[AccessEvent] = []
     sources: list[Message] = []
@@ -98,6 +107,9 @@ def run_batch(detector: Detector, messages: Sequence[Message], load_state: State
     for m in messages:
         try:
             event = decode(m.value if m.value is not None else b"")
+            if m.key != event.user_id.encode():
+                raise InvalidRecord("the message key is not the event's user_id",
+                                    "key_mismatch")
         except InvalidRecord as e:
             out.rejected.append(Rejected(m, e))
             continue
@@ -107,8 +119,8 @@ def run_batch(detector: Detector, messages: Sequence[Message], load_state: State
         # worker that later owns that partition recovers it from the changelog.
         partition_of[event.user_id] = m.partition
     states: dict[str, Member] = {}
-    for uid in partition_of:
-        state = load_state(uid)
+    for uid, partition in partition_of.items():
+        state = load_state(uid, partition)
         # A new member starts as what the table stores, so it stays one object.
         states[uid] = state if state is not None else StoredState()
     out.processed = len(events)
@@ -117,9 +129,11 @@ def run_batch(detector: Detector, messages: Sequence[Message], load_state: State
     try:
         outcome = detector.process_batch(events, states)
     except Exception:
+        if reload_state is None:
+            raise CoreFailed() from None
         log.exception("detection core failed on a batch; retrying event by event")
         out.fallbacks += 1
-        outcome = _one_by_one(detector, events, sources, reload_state or load_state, states, out)
+        outcome = _one_by_one(detector, events, sources, reload_state, states, out)
     out.rows_due, out.rows_judged = detector.rows_due - due, detector.rows_judged - judged
     out.alerts = outcome.changed
     out.withdrawn = outcome.withdrawn
@@ -164,7 +178,8 @@ def _one_by_one(detector: Detector, events: list[AccessEvent], sources: list[Mes
     for i, (event, source) in enumerate(zip(events, sources, strict=True)):
         member = states.get(event.user_id)
         if member is None:
-            member = states[event.user_id] = load_state(event.user_id) or Member()
+            member = states[event.user_id] = load_state(event.user_id, source.partition) \
+                or StoredState()
         try:
             outcome = detector.process(event, member)
         except Exception as e:

@@ -30,8 +30,8 @@ The mark follows the members' records on the same changelog partition, so a
 mark that arrived vouches for every record before it.  A zombie (a worker cut
 off but still running) is not fenced: only ``exactly_once`` can do that.
 
->>> outputs = Outputs(settings, alerts_topic, dlq_topic, metrics)   # doctest: +SKIP
->>> await outputs.prime({0, 1}, table.data)   # once per partition after an assignment
+>>> outputs = Outputs(settings, producer, metrics)   # doctest: +SKIP
+>>> await outputs.prime({0, 1}, store.stored)  # once per partition after an assignment
 >>> await outputs.publish(outcome)            # doctest: +SKIP
 """
 
@@ -103,8 +103,10 @@ _alert = msgspec.json.Decoder(Alert)
 class Outputs:
     """Publishes a batch's alerts and dead letters, skipping what a replay finds done."""
 
-    def __init__(self, settings: Settings, alerts: Any, dlq: Any, metrics: Metrics) -> None:
-        self.settings, self.alerts, self.dlq, self.metrics = settings, alerts, dlq, metrics
+    def __init__(self, settings: Settings, producer: Any, metrics: Metrics) -> None:
+        # ``producer.send(topic, value, key=, partition=, headers=)`` as aiokafka's: a
+        # coroutine that returns a future of the record's metadata.
+        self.settings, self.producer, self.metrics = settings, producer, metrics
         # Dead letters keep their source partition only when the counts agree; otherwise
         # they are spread by key and a partition's dead letters cannot be read back alone.
         self.dlq_by_partition = settings.dlq_partition_count == settings.partitions
@@ -121,14 +123,16 @@ class Outputs:
     def unprimed(self, partitions: Iterable[int]) -> set[int]:
         return set(partitions) - self._primed
 
-    async def prime(self, partitions: Iterable[int], table: Mapping[bytes, bytes]) -> None:
-        """Learn what was published past each new partition's mark (the table is recovered)."""
+    async def prime(self, partitions: Iterable[int],
+                    stored: Mapping[int, Mapping[bytes, bytes]]) -> None:
+        """Learn what was published past each new partition's mark (``stored``: the
+        recovered changelog, by partition)."""
         todo = sorted(set(partitions) - self._primed)
         if not todo:
             return
         marks = {}
         for p in todo:
-            raw = table.get(mark_key(p))
+            raw = stored.get(p, {}).get(mark_key(p))
             marks[p] = _mark_decoder.decode(raw) if raw is not None else Mark()
         alerts, dead = await read_tails(self.settings, marks, self.dlq_by_partition)
         for p in todo:
@@ -192,7 +196,7 @@ class Outputs:
         self._note_held()
         return sent
 
-    async def release(self, members: Callable[[str], Member | None],
+    async def release(self, members: Callable[[str, int], Member | None],
                       everything: bool = False) -> tuple[Sent, dict[str, tuple[Member, int]]]:
         """Publish the held versions now due (all of them with ``everything``).
 
@@ -206,7 +210,7 @@ class Outputs:
             if not everything and held.due > now:
                 continue
             del self.held[aid]
-            member = members(held.alert.user_id)
+            member = members(held.alert.user_id, held.partition)
             if member is None:
                 continue
             fut = await self._version(held.alert, member, held.partition, sent, force=True)
@@ -218,13 +222,13 @@ class Outputs:
         self._note_held()
         return sent, touched
 
-    async def recover_held(self, partition: int, members: Callable[[str], Member | None]
+    async def recover_held(self, partition: int, members: Callable[[str, int], Member | None]
                            ) -> dict[str, tuple[Member, int]]:
         """Hold again what the partition's previous owner held back (its mark names them):
         the next release publishes it."""
         touched: dict[str, tuple[Member, int]] = {}
         for uid in self.held_members(partition):
-            member = members(uid)
+            member = members(uid, partition)
             if member is None:
                 continue
             for opened in member.alerts.values():
@@ -271,8 +275,8 @@ class Outputs:
             sent.updates.append(alert)
         else:
             sent.new.append(alert)
-        return await self.alerts.send(key=alert.user_id.encode(), value=_encode(alert),
-                                      partition=partition)
+        return await self.producer.send(self.settings.topic_alerts, _encode(alert),
+                                        key=alert.user_id.encode(), partition=partition)
 
     def _note_held(self) -> None:
         """Name the members with held versions in their partitions' marks."""
@@ -319,8 +323,9 @@ class Outputs:
         # Same partition as the source: per-partition order is kept, a restarted worker can
         # read back what it already dead-lettered, and under exactly-once the dead letter
         # joins its source partition's transaction.
-        return await self.dlq.send(key=msg.key, value=value, headers=headers,
-                                   partition=msg.partition if self.dlq_by_partition else None)
+        return await self.producer.send(self.settings.topic_dlq, value, key=msg.key,
+                                        headers=headers, partition=msg.partition
+                                        if self.dlq_by_partition else None)
 
 
 async def read_tails(s: Settings, marks: Mapping[int, Mark], dlq_by_partition: bool

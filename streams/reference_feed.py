@@ -19,7 +19,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from accesswatch.contract.reference import KEY_FIELDS, decode_reference
 from accesswatch.errors import InvalidRecord
 from accesswatch.reference import ReferenceData
-from streams import fetch_backoff
+from streams import kafka_compat
 from streams.connect import aiokafka_options
 from streams.metrics import Metrics
 from streams.settings import Settings
@@ -63,7 +63,7 @@ class ReferenceFeed:
         await consumer.start()
         # Reference topics are quiet once read: polling them every 10 ms took about 5% of
         # a busy worker's event loop (on brokers that answer an empty fetch at once).
-        fetch_backoff.hold_back(consumer, REFERENCE_BACKOFF_MS)
+        kafka_compat.hold_back(consumer, REFERENCE_BACKOFF_MS)
         try:
             tps = [TopicPartition(topic, p) for topic in self.kind_of
                    for p in range(self.partitions.get(topic, 0))]

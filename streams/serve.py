@@ -9,10 +9,12 @@ import json
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-Health = Callable[[], dict[str, bool]]
+# What the worker waits for: {"ok": bool, "waiting_for": str | None, ...}; 503 until ok.
+Health = Callable[[], dict[str, Any]]
 
 
 def serve_metrics(registry: CollectorRegistry, health: Health, host: str,
@@ -26,9 +28,8 @@ def serve_metrics(registry: CollectorRegistry, health: Health, host: str,
                 self._reply(200, CONTENT_TYPE_LATEST, generate_latest(registry))
             elif path == "/healthz":
                 checks = health()
-                ok = all(checks.values())
-                body = json.dumps({"ok": ok, **checks}).encode()
-                self._reply(200 if ok else 503, "application/json", body)
+                body = json.dumps(checks).encode()
+                self._reply(200 if checks.get("ok") else 503, "application/json", body)
             else:
                 self._reply(404, "text/plain", b"not found: try /metrics or /healthz\n")
 

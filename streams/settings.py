@@ -62,14 +62,13 @@ class Settings(BaseSettings):
     # --- processing ------------------------------------------------------------
     batch_size: int = Field(1000, ge=1)
     batch_wait: float = Field(0.1, gt=0, description="seconds to wait to fill a batch "
-                              "(Faust's own delivery only; the fast path never waits)")
-    fast_path: bool = Field(True, description="hand the events topic's records to the "
-                            "worker a fetch at a time, past Faust's per-event delivery "
-                            "(streams/fast_path.py); at_least_once only")
+                              "(FAST_PATH=false only; the Kafka source never waits)")
+    fast_path: bool = Field(True, description="read events with a plain aiokafka consumer "
+                            "(getmany); false: through a Faust agent, about 60-95 µs an "
+                            "event slower (streams/source.py)")
     processing_guarantee: Guarantee = "at_least_once"
-    commit_interval: float = Field(2.8, gt=0, description="seconds between offset commits "
-                                   "(under exactly_once: between transaction commits, so "
-                                   "how long an alert waits to become visible)")
+    commit_interval: float = Field(2.8, gt=0, description="seconds between checkpoints: "
+                                   "changed state stored, then offsets committed")
     # A worker killed without a goodbye keeps its partitions until the group coordinator
     # gives up on it: this long.  Faust's own default (60 s) stalls a restart for a minute.
     session_timeout: float = Field(10.0, gt=0, description="seconds without a heartbeat "
@@ -87,6 +86,9 @@ class Settings(BaseSettings):
     # Some brokers answer an empty fetch at once, so an idle consumer spins.
     empty_fetch_backoff_ms: int = Field(10, ge=0)
     data_dir: Path | None = Field(None, description="Faust's data dir (default: a temp dir)")
+    # A test hook: while this file exists the worker handles no batch (its timers,
+    # lag and /metrics carry on), as a stuck worker would.  Unset in production.
+    stall_file: Path | None = None
 
     # --- serving ---------------------------------------------------------------
     metrics_host: str = "127.0.0.1"
@@ -95,6 +97,15 @@ class Settings(BaseSettings):
     web_host: str = "127.0.0.1"
     web_port: int = Field(6066, ge=0, le=65535)
     log_level: str = "info"
+
+    @model_validator(mode="after")
+    def _check_guarantee(self) -> Settings:
+        if self.processing_guarantee != "at_least_once":
+            raise ValueError("processing_guarantee exactly_once is no longer offered: Faust's "
+                             "transactions never covered alerts, dead letters or state "
+                             "(README, Reliability); at_least_once is made duplicate-free "
+                             "by the worker")
+        return self
 
     @model_validator(mode="after")
     def _check_security(self) -> Settings:
@@ -125,7 +136,7 @@ class Settings(BaseSettings):
 
     @property
     def state_changelog(self) -> str:
-        """The changelog topic Faust names for the per-user state table."""
+        """The compacted topic of per-user state (named as Faust named its table's)."""
         return f"{self.app_id}-{self.state_table}-changelog"
 
     @property

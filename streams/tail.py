@@ -90,11 +90,10 @@ async def tail(s: Settings, partitions: int, *, from_beginning: bool, max_alerts
     """Print alerts and updates as they arrive; returns how many were shown."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    from streams import aiokafka_guards, fetch_backoff
+    from streams import kafka_compat
     from streams.connect import aiokafka_options
 
-    fetch_backoff.install(s.empty_fetch_backoff_ms or 50)
-    aiokafka_guards.install()
+    kafka_compat.install(s.empty_fetch_backoff_ms or 50)
     consumer = AIOKafkaConsumer(**aiokafka_options(s), group_id=None, enable_auto_commit=False)
     await consumer.start()
     shown, seen = 0, LatestVersions(REMEMBERED)

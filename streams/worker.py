@@ -6,11 +6,12 @@ import contextlib
 import logging
 import os
 import sys
+from typing import Any
 
 from prometheus_client import REGISTRY, disable_created_metrics
 
 from accesswatch.rules import load_rules
-from streams import aiokafka_guards, fetch_backoff, recovery_order
+from streams import kafka_compat
 from streams.connect import quiet_kafka_logs, wait_for_broker
 from streams.metrics import Metrics
 from streams.serve import serve_metrics
@@ -23,18 +24,17 @@ MAX_RESTARTS = 5
 
 
 def run_worker(settings: Settings) -> int:
-    """Run one worker in the foreground; SIGINT/SIGTERM stop it cleanly."""
+    """Run one worker in the foreground; SIGINT/SIGTERM stop it cleanly.
+
+    ``/metrics`` and ``/healthz`` answer from the first second: 503 with what the
+    worker waits for (the broker, reference data, its group) until it is ready.
+    """
     logging.basicConfig(level=settings.log_level.upper(),
                         format="[%(asctime)s] %(levelname)s %(name)s: %(message)s")
     quiet_kafka_logs()
     rules = load_rules(settings.rules_path)  # a bad pack stops here: file, line, rule id
     log.info("rule pack %s: %d active rules, version %s", rules.source, len(rules.active),
              rules.version)
-    if settings.processing_guarantee == "exactly_once":
-        log.warning("processing_guarantee exactly_once: with Faust 0.15 alerts and dead letters "
-                    "are not in the transaction and a crash can leave duplicate, missing or "
-                    "extra alerts and stalled commits (README, Reliability); at_least_once is "
-                    "the proven choice")
     model = None
     if settings.model_path is not None:
         from models.served import load_served_model
@@ -42,7 +42,36 @@ def run_worker(settings: Settings) -> int:
         # Checked and flattened in a child process: scikit-learn never loads in a worker.
         model = load_served_model(settings.model_path)  # a bad model stops here, saying why
         log.info("anomaly model %s, version %s", settings.model_path, model.version)
+    disable_created_metrics()  # *_created series double the count and no dashboard reads them
+    metrics = Metrics(REGISTRY)
+    holder: dict[str, Any] = {}
+
+    def health() -> dict[str, Any]:
+        pipeline = holder.get("pipeline")
+        if pipeline is not None:
+            return pipeline.health()
+        return {"ok": False, "waiting_for": "broker", "reference_ready": False,
+                "broker_up": False, "partitions": []}
+
+    try:
+        server = serve_metrics(REGISTRY, health, settings.metrics_host, settings.metrics_port)
+    except OSError as e:
+        print(f"accesswatch worker: cannot serve metrics on {settings.metrics_host}:"
+              f"{settings.metrics_port}: {e.strerror} (--metrics-port)", file=sys.stderr)
+        return 2
+    host, port = server.server_address[:2]
+    log.info("metrics on http://%s:%d/metrics (health: /healthz)", host, port)
+    try:
+        return _run(settings, rules, model, metrics, holder)
+    finally:
+        server.shutdown()
+
+
+def _run(settings: Settings, rules: Any, model: Any, metrics: Metrics,
+         holder: dict[str, Any]) -> int:
+    metrics.broker_up.set(0)
     wait_for_broker(settings, deadline=settings.broker_wait or None)
+    metrics.broker_up.set(1)
     problems, partitions = check_topics(settings)
     if problems:
         for p in problems:
@@ -58,21 +87,8 @@ def run_worker(settings: Settings) -> int:
         mode.loop.use("uvloop")
     from streams.app import Pipeline
 
-    fetch_backoff.install(settings.empty_fetch_backoff_ms)
-    aiokafka_guards.install()  # a broker restart must not stall the consumer for good
-    recovery_order.install()
-    disable_created_metrics()  # *_created series double the count and no dashboard reads them
-    metrics = Metrics(REGISTRY)
-    pipeline = Pipeline(settings, rules, metrics, partitions, model)
-    try:
-        server = serve_metrics(REGISTRY, pipeline.health, settings.metrics_host,
-                               settings.metrics_port)
-    except OSError as e:
-        print(f"accesswatch worker: cannot serve metrics on {settings.metrics_host}:"
-              f"{settings.metrics_port}: {e.strerror} (--metrics-port)", file=sys.stderr)
-        return 2
-    host, port = server.server_address[:2]
-    log.info("metrics on http://%s:%d/metrics (health: /healthz)", host, port)
+    kafka_compat.install(settings.empty_fetch_backoff_ms)
+    pipeline = holder["pipeline"] = Pipeline(settings, rules, metrics, partitions, model)
     worker = faust.Worker(pipeline.app, loglevel=settings.log_level.upper(),
                           override_logging=False, quiet=True)
     worker.spinner = None  # its terminal escapes end up in log files
@@ -84,10 +100,9 @@ def run_worker(settings: Settings) -> int:
     except Exception:
         if pipeline.restart_reason is None:
             raise
-    finally:
-        server.shutdown()
-    if pipeline.restart_reason is not None:
-        _restart(pipeline.restart_reason)
+    reason = pipeline.restart_reason or getattr(pipeline.source, "restart_reason", None)
+    if reason is not None:
+        _restart(reason)
     return code
 
 

@@ -68,8 +68,8 @@ class Run:
     events_per_second: float = 0.0
 
 
-# Both ways events reach the batch handler: the fast path (the default, streams/fast_path.py)
-# and Faust's own delivery (``FAST_PATH=false``; what exactly_once uses).
+# Both sources of events (streams/source.py): a plain aiokafka consumer (the default) and a
+# Faust agent (``FAST_PATH=false``).
 @pytest.fixture(scope="module", params=["fast-path", "faust-delivery"])
 def run(broker: str, tmp_path_factory: pytest.TempPathFactory,  # type: ignore[no-untyped-def]
         request: pytest.FixtureRequest):
@@ -296,5 +296,7 @@ def test_events_took_the_configured_path(run: Run) -> None:
     assert run.worker is not None
     log = run.worker.log.read_text(errors="replace")
     fast = run.env["ACCESSWATCH_FAST_PATH"] == "true"
-    expected = "a fetch at a time (fast path)" if fast else "through Faust's own delivery"
+    expected = "(Kafka source)" if fast else "(Faust source)"
     assert expected in log, run.worker.tail()
+    other = "(Faust source)" if fast else "(Kafka source)"
+    assert other not in log

@@ -35,7 +35,7 @@ def recorded() -> CollectorRegistry:
     registry = CollectorRegistry()
     m = Metrics(registry)
     msgs = messages()
-    out = run_batch(Detector(load_rules(), build_force()), msgs, lambda uid: None)
+    out = run_batch(Detector(load_rules(), build_force()), msgs, lambda uid, p: None)
     out.rows_due, out.rows_judged = 9, 2  # as a batch with a model would say
     m.record(out, Sent(out.alerts, []), len(msgs), 0.01, now=1e10)
     m.lag(2).set(5)

@@ -36,9 +36,15 @@ def test_environment_overrides_with_the_prefix(monkeypatch: pytest.MonkeyPatch) 
 def test_dotenv_file_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ACCESSWATCH_PARTITIONS", raising=False)
     env = tmp_path / ".env"
-    env.write_text("ACCESSWATCH_PARTITIONS=12\nACCESSWATCH_PROCESSING_GUARANTEE=exactly_once\n")
+    env.write_text("ACCESSWATCH_PARTITIONS=12\nACCESSWATCH_FAST_PATH=false\n")
     s = Settings(_env_file=env)  # type: ignore[call-arg]
-    assert s.partitions == 12 and s.processing_guarantee == "exactly_once"
+    assert s.partitions == 12 and s.fast_path is False
+
+
+def test_exactly_once_is_refused_saying_why() -> None:
+    with pytest.raises(ValidationError, match="exactly_once is no longer offered"):
+        Settings(processing_guarantee="exactly_once", _env_file=None)  # type: ignore[call-arg]
+    assert Settings(_env_file=None).processing_guarantee == "at_least_once"  # type: ignore[call-arg]
 
 
 def test_bad_values_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,4 +1,5 @@
-"""The guards around aiokafka (streams/aiokafka_guards.py), each on the failure it stops.
+"""The patches to aiokafka (streams/kafka_compat.py), each on the failure it stops, and
+the version check that keeps them off an aiokafka they were not read against.
 
 The metadata wake: the task's periodic update is
 under way when a rebalance adds topics and asks for metadata; the update ends,
@@ -15,8 +16,9 @@ import pytest
 from aiokafka import errors
 from aiokafka.client import AIOKafkaClient
 from aiokafka.conn import AIOKafkaConnection
+from aiokafka.consumer.fetcher import Fetcher
 
-from streams import aiokafka_guards as guards
+from streams import kafka_compat as guards
 
 ASLEEP = 300.0  # aiokafka's default metadata_max_age_ms, in seconds
 
@@ -130,15 +132,41 @@ def test_a_failing_update_does_not_end_the_metadata_task(
     assert "metadata update failed, will retry: RuntimeError" in caplog.text
 
 
-def test_install_patches_every_client_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Recorded first, so the originals come back after the test.
+def originals(monkeypatch: pytest.MonkeyPatch) -> None:
+    """aiokafka as it comes; recorded first, so whatever a test installs is undone after."""
     monkeypatch.setattr(AIOKafkaConnection, "send", guards._send)
     monkeypatch.setattr(AIOKafkaClient, "_metadata_update", guards._update)
     monkeypatch.setattr(AIOKafkaClient, "force_metadata_update", guards._force)
     monkeypatch.setattr(AIOKafkaClient, "_maybe_wait_metadata", guards._wait)
-    guards.install()
-    guards.install()
+    monkeypatch.setattr(Fetcher, "_proc_fetch_request", guards._fetch)
+    monkeypatch.setattr(guards, "_backoff_seconds", guards._backoff_seconds)
+
+
+def test_install_patches_every_client_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    originals(monkeypatch)
+    assert guards.untested() is None  # the aiokafka installed here is one they were read on
+    assert guards.install(25) is True
+    assert guards.install(25) is True
     assert AIOKafkaConnection.send is guards._guarded_send
     assert AIOKafkaClient._metadata_update is guards._metadata_update
     assert AIOKafkaClient.force_metadata_update is guards._force_metadata_update
     assert AIOKafkaClient._maybe_wait_metadata is guards._maybe_wait_metadata
+    assert Fetcher._proc_fetch_request is guards._with_backoff
+    assert guards._backoff_seconds == 0.025
+
+
+def test_install_refuses_an_aiokafka_it_was_not_checked_with(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    originals(monkeypatch)
+    monkeypatch.setattr(guards, "version", lambda package: "9.9.9")
+    monkeypatch.setattr(guards, "_backoff_seconds", 0.5)
+    why = guards.untested()
+    assert why is not None and "aiokafka 9.9.9" in why
+    assert guards.install(25) is False
+    assert AIOKafkaConnection.send is guards._send
+    assert AIOKafkaClient._metadata_update is guards._update
+    assert AIOKafkaClient.force_metadata_update is guards._force
+    assert AIOKafkaClient._maybe_wait_metadata is guards._wait
+    assert Fetcher._proc_fetch_request is guards._fetch
+    assert guards._backoff_seconds == 0.5  # untouched
+    assert "running without the empty-fetch backoff" in caplog.text
