@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("path", type=Path, nargs="?")
 
     # The live pipeline's commands (worker, topics, load-ref, replay, alerts, config).
-    from streams.commands import add_commands
+    from accesswatch.ops.commands import add_commands
 
     _COMMANDS.update(add_commands(sub))
     return parser

@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from streams.produce import event_key
+from accesswatch.ops.produce import event_key
 
 
 async def fill(address: str, topic: str, events: Path, partitions: int) -> dict[str, float]:

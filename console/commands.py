@@ -30,7 +30,7 @@ def add_console_commands(sub: Any) -> dict[str, Handler]:
 def _console(args: argparse.Namespace) -> int:
     if args.console_action == "hash-password":
         return _hash_password(args)
-    from streams.commands import _friendly
+    from accesswatch.ops.commands import _friendly
 
     return _friendly(_export_ecs if args.console_action == "export-ecs" else _serve)(args)
 
@@ -46,8 +46,8 @@ def _say(message: str) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from accesswatch.ops.commands import _ready
     from console.server import configure_logging, run_console
-    from streams.commands import _ready
 
     s = _settings(console_host=args.host, console_port=args.port, console_users=args.users,
                   console_webhook_url=args.webhook_url)
@@ -56,8 +56,8 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _export_ecs(args: argparse.Namespace) -> int:
+    from accesswatch.ops.commands import _ready
     from console.siem import export_ecs
-    from streams.commands import _ready
 
     s = _settings()
     _ready(s)

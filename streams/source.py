@@ -68,7 +68,7 @@ class KafkaSource(ConsumerRebalanceListener):
         self.joined = asyncio.Event()
         self.consumer: Any = None  # made in the app's loop, by ``run``
 
-    def _tp(self, partition: int) -> TopicPartition:
+    def tp(self, partition: int) -> TopicPartition:
         return TopicPartition(self.settings.topic_events, partition)
 
     async def run(self, handle: Handler) -> None:
@@ -109,25 +109,25 @@ class KafkaSource(ConsumerRebalanceListener):
         """The next offset to read: the group's committed one, or the first there is."""
         out = {}
         for p in partitions:
-            offset = await self.consumer.committed(self._tp(p))
+            offset = await self.consumer.committed(self.tp(p))
             if offset is None:
-                offset = (await self.consumer.beginning_offsets([self._tp(p)]))[self._tp(p)]
+                offset = (await self.consumer.beginning_offsets([self.tp(p)]))[self.tp(p)]
             out[p] = offset
         return out
 
     async def ends(self, partitions: Iterable[int]) -> dict[int, int]:
-        tps = [self._tp(p) for p in partitions]
+        tps = [self.tp(p) for p in partitions]
         if not tps:
             return {}
         return {tp.partition: end for tp, end in (await self.consumer.end_offsets(tps)).items()}
 
     async def commit(self, offsets: dict[int, int]) -> None:
-        await self.consumer.commit({self._tp(p): OffsetAndMetadata(o, "")
+        await self.consumer.commit({self.tp(p): OffsetAndMetadata(o, "")
                                     for p, o in offsets.items()})
 
     def seek(self, offsets: dict[int, int]) -> None:
         for p, offset in offsets.items():
-            self.consumer.seek(self._tp(p), offset)
+            self.consumer.seek(self.tp(p), offset)
 
 
 class FaustSource:

@@ -26,7 +26,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from accesswatch.generate import generate_force
-from streams.produce import event_key
+from accesswatch.ops.produce import event_key
 from streams.settings import Settings
 from streams.topics import create_topics
 from tests.deploy.conftest import PROMETHEUS, alert_rules, dashboards, load_yaml

@@ -26,11 +26,11 @@ from accesswatch.backtest import run_backtest
 from accesswatch.contract.timestamps import format_ts
 from accesswatch.errors import InvalidRecord
 from accesswatch.generate import generate_force
+from accesswatch.ops.produce import event_key
 from accesswatch.reference import load_reference_dir
 from accesswatch.rules import load_rules
 from benchmarks.delivery import deliver
 from streams.batch import decode
-from streams.produce import event_key
 from streams.settings import Settings
 from streams.topics import create_topics
 from tests.streams.conftest import unique_env, wait_until

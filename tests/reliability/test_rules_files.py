@@ -18,8 +18,8 @@ import msgspec
 import pytest
 
 from accesswatch.contract.timestamps import format_ts
+from accesswatch.ops.produce import event_key
 from accesswatch.rules import load_rules
-from streams.produce import event_key
 from streams.settings import Settings
 from tests.reliability.harness import Force, pipeline_env, prepare, published
 from tests.streams.conftest import wait_until

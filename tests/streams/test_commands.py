@@ -12,9 +12,9 @@ import msgspec
 import pytest
 
 from accesswatch.core import Alert
+from accesswatch.ops.tail import HELP, format_alert, render
 from console.versions import LatestVersions
 from streams.settings import Settings
-from streams.tail import HELP, format_alert, render
 from streams.topics import create_topics
 from tests.streams.conftest import free_port
 from tests.streams.live import aw, produce, read_topic

@@ -20,11 +20,11 @@ from accesswatch.backtest import AlertBook
 from accesswatch.contract.events import decode_event
 from accesswatch.core import Detector, UserState
 from accesswatch.generate import generate_force
+from accesswatch.ops.produce import event_key
 from accesswatch.reference import load_reference_dir
 from accesswatch.rules import load_rules
 from models import load_model, save_model
 from models.train import feature_rows, fit
-from streams.produce import event_key
 from streams.settings import Settings
 from streams.topics import create_topics
 from tests.streams.conftest import wait_until

@@ -21,10 +21,10 @@ import pytest
 from accesswatch.backtest import run_backtest
 from accesswatch.contract.timestamps import format_ts
 from accesswatch.generate import generate_force
+from accesswatch.ops.produce import event_key
 from accesswatch.reference import load_reference_dir
 from accesswatch.rules import load_rules
 from benchmarks.delivery import deliver
-from streams.produce import event_key
 from streams.settings import Settings
 from streams.topics import create_topics
 from tests.reliability.harness import content, newest

@@ -14,7 +14,7 @@ from functools import wraps
 from pathlib import Path
 from typing import Any
 
-from streams.tail import HELP as TAIL_HELP  # cheap: no Kafka, no core
+from accesswatch.ops.tail import HELP as TAIL_HELP  # cheap: no Kafka, no core
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -131,7 +131,7 @@ def _topics(args: argparse.Namespace) -> int:
 
 @_friendly
 def _load_ref(args: argparse.Namespace) -> int:
-    from streams.produce import load_reference
+    from accesswatch.ops.produce import load_reference
 
     s = _settings()
     _ready(s)
@@ -144,7 +144,7 @@ def _load_ref(args: argparse.Namespace) -> int:
 
 @_friendly
 def _replay(args: argparse.Namespace) -> int:
-    from streams.produce import replay
+    from accesswatch.ops.produce import replay
 
     s = _settings()
     _ready(s)
@@ -159,7 +159,7 @@ def _replay(args: argparse.Namespace) -> int:
 def _alerts(args: argparse.Namespace) -> int:
     import asyncio
 
-    from streams.tail import tail, use_colour
+    from accesswatch.ops.tail import tail, use_colour
     from streams.topics import admin, partition_counts
 
     s = _settings()

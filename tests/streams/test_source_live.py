@@ -1,0 +1,61 @@
+"""The Kafka source on a real broker: batches at most BATCH_SIZE, keys checked (issue 16).
+
+A force's events go in by kcat, keyed by ``user_id`` as the contract says,
+plus two keyed wrongly: one under another member's id, one with no key.  The
+worker must dead-letter exactly those two as ``key_mismatch`` (original
+bytes, reason header), handle the rest, and never take a batch larger than
+``ACCESSWATCH_BATCH_SIZE`` (its ``accesswatch_batch_size`` histogram).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from accesswatch.generate import generate_force
+from accesswatch.ops.produce import event_key
+from streams.settings import Settings
+from streams.topics import create_topics
+from tests.streams.conftest import unique_env, wait_until
+from tests.streams.live import WorkerProcess, aw, kcat_produce, read_topic, total
+
+pytestmark = pytest.mark.broker
+BATCH = 50  # a bucket of accesswatch_batch_size
+
+
+def test_batches_respect_batch_size_and_miskeyed_events_are_dead_lettered(
+        broker: str, tmp_path: Path) -> None:
+    env = {**unique_env(broker), "ACCESSWATCH_DATA_DIR": str(tmp_path / "faust"),
+           "ACCESSWATCH_BATCH_SIZE": str(BATCH)}
+    s = Settings.model_validate({k.removeprefix("ACCESSWATCH_").lower(): v
+                                 for k, v in env.items()})
+    create_topics(s)
+    generate_force(tmp_path / "force", staff=40, days=3, seed=4)
+    assert aw(env, "load-ref", str(tmp_path / "force"), cwd=tmp_path).returncode == 0
+    lines = [ln for ln in (tmp_path / "force" / "events.jsonl").read_bytes().splitlines()
+             if ln.strip()]
+    users = sorted({msgspec.json.decode(ln)["user_id"] for ln in lines})
+    first = msgspec.json.decode(lines[0])
+    other = next(u for u in users if u != first["user_id"]).encode()
+    miskeyed = [msgspec.json.encode({**first, "event_id": "miskeyed-1"}),
+                msgspec.json.encode({**first, "event_id": "unkeyed-1"})]
+    kcat_produce(broker, s.topic_events, [(event_key(ln), ln) for ln in lines]
+                 + [(other, miskeyed[0]), (None, miskeyed[1])])
+    worker = WorkerProcess(env, tmp_path)
+    try:
+        worker.wait_ready()
+        n = len(lines) + 2
+        wait_until(lambda: total(worker.metrics(), "accesswatch_events_consumed_total") >= n,
+                   120, f"{n} events consumed")
+        m = worker.metrics()
+    finally:
+        assert worker.stop() == 0, worker.tail()
+    assert m["accesswatch_events_rejected_total{reason=key_mismatch}"] == 2
+    assert m["accesswatch_batch_size_count"] >= n / BATCH
+    assert m[f"accesswatch_batch_size_bucket{{le={float(BATCH)}}}"] == \
+        m["accesswatch_batch_size_count"]  # not one batch above BATCH_SIZE
+    dead = {r.value: dict(r.headers) for r in read_topic(s, s.topic_dlq)}
+    assert set(dead) == set(miskeyed)
+    assert {h["accesswatch-reason-class"] for h in dead.values()} == {b"key_mismatch"}
