@@ -6,6 +6,8 @@ PY := $(VENV)/bin/python
 AW := $(VENV)/bin/accesswatch
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= .demo
+# The worker before issue 16: make bench runs it alongside (BENCH_BASELINE= to skip).
+BENCH_BASELINE ?= 0704a07
 
 .DEFAULT_GOAL := help
 .PHONY: help install tools test test-fast lint lock bench demo demo-offline clean
@@ -48,8 +50,8 @@ lint: $(STAMP) ## ruff and mypy
 lock: $(STAMP) ## Pin the worker image's dependencies (deploy/requirements.lock) from pyproject.toml
 	$(PY) deploy/lock.py
 
-bench: $(STAMP) ## Run the benchmarks and write docs/BENCHMARKS.md
-	$(PY) -m benchmarks.run
+bench: $(STAMP) ## Run the benchmarks and write docs/BENCHMARKS.md (BENCH_BASELINE=rev to compare)
+	$(PY) -m benchmarks.run $(if $(BENCH_BASELINE),--baseline $(BENCH_BASELINE))
 
 demo-offline: $(STAMP) ## Generate a small force, backtest it and print the scorecard
 	rm -rf $(DEMO_DIR) && mkdir -p $(DEMO_DIR)

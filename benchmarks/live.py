@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -40,7 +41,7 @@ from typing import Any
 
 from benchmarks import readback
 from benchmarks.broker import LiveBenchError, Processes, free_port, noida_version, session, wait
-from benchmarks.workers import TOPIC, Worker, cli, cpu_seconds, drain_deadline, env
+from benchmarks.workers import ROOT, TOPIC, Worker, cli, cpu_seconds, drain_deadline, env
 
 Samples = list[tuple[float, float]]  # (seconds, events so far)
 
@@ -56,6 +57,7 @@ class LiveOptions:
     latency_rates: tuple[int, ...] = (1000, 5000)
     latency_seconds: float = 40
     memory_forces: list[Path] = field(default_factory=list)  # forces to size the worker on
+    baseline: str | None = None  # a git revision whose worker takes turns with this one
 
 
 def cpu_ratio(rules: list[dict[str, Any]], model: list[dict[str, Any]]) -> float:
@@ -103,19 +105,25 @@ def _run(force: Path, opts: LiveOptions, address: str, work: Path,
 
     raw = max((asyncio.run(_raw_consume(address, lines)) for _ in range(3)),
               key=lambda r: r["events_per_s"])
+    tree = checkout(opts.baseline, work / "baseline") if opts.baseline else None
     naive: list[dict[str, Any]] = []
     workers: list[dict[str, Any]] = []
+    baseline: list[dict[str, Any]] = []
     with_model: list[dict[str, Any]] = []
     for i in range(opts.repeats):
         naive.append(_naive(procs, address, work, lines, f"naive-{i}", uvloop=False))
-        # The two workers swap places every turn: the broker's data grows with each run
-        # (its topics, changelogs and alerts), so neither always runs second.
-        order = [None, model] if i % 2 == 0 or model is None else [model, None]
-        for served in order:
-            if served is None:
+        # The workers swap places every turn: the broker's data grows with each run (its
+        # topics, changelogs and alerts), so none always runs first or last.
+        runs = ["rules"] + (["model"] if model else []) + (["baseline"] if tree else [])
+        for kind in runs[i % len(runs):] + runs[: i % len(runs)]:
+            if kind == "rules":
                 workers.append(_worker(procs, address, work, lines, f"worker-{i}"))
+            elif kind == "model":
+                with_model.append(_worker(procs, address, work, lines, f"model-{i}", model))
             else:
-                with_model.append(_worker(procs, address, work, lines, f"model-{i}", served))
+                run = _worker(procs, address, work, lines, f"baseline-{i}", tree=tree)
+                run.pop("alerts_by_id")  # its rules are its own: not compared
+                baseline.append(run)
     naive_uvloop = _naive(procs, address, work, lines, "naive-uvloop", uvloop=True)
     expected = backtest_alerts(events, force)
     for w in workers:
@@ -136,6 +144,18 @@ def _run(force: Path, opts: LiveOptions, address: str, work: Path,
         "worker_to_naive_pairs": [ratio(w, n, 2) for w, n in zip(workers, naive, strict=True)],
         "worker_to_raw": ratio(best_worker, raw, 3),
     }
+    if baseline:
+        best_baseline = max(baseline, key=lambda r: r["events_per_s"])
+        out.update({
+            "baseline": {**best_baseline, "revision": opts.baseline,
+                         "runs": [r["events_per_s"] for r in baseline],
+                         "cpu_us_per_event": [r["cpu_us_per_event"] for r in baseline]},
+            "worker_to_baseline": ratio(best_worker, best_baseline, 2),
+            # each rules-only run over the baseline run of its turn
+            "worker_to_baseline_pairs": [ratio(w, b, 2) for w, b in zip(workers, baseline,
+                                                                         strict=False)],
+            "worker_cpu_us_per_event": [r["cpu_us_per_event"] for r in workers],
+        })
     if model is None:
         return out
     expected_model = backtest_alerts(events, force, model)
@@ -265,9 +285,25 @@ def pipeline_env(address: str, name: str, model: Path | None = None,
     return environ
 
 
+def checkout(revision: str, into: Path) -> Path:
+    """The tree of ``revision`` of this repository, unpacked into ``into`` (``git archive``)."""
+    import subprocess
+
+    into.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", revision],
+                             capture_output=True, check=False)
+    if archive.returncode != 0:
+        raise LiveBenchError(f"git archive {revision}: {archive.stderr.decode().strip()}")
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
+    return into
+
+
 def _worker(procs: Processes, address: str, work: Path, total: int, name: str,
-            model: Path | None = None, events: str = TOPIC) -> dict[str, Any]:
+            model: Path | None = None, events: str = TOPIC,
+            tree: Path | None = None) -> dict[str, Any]:
     environ = pipeline_env(address, name, model, events=events)
+    if tree is not None:  # another revision's code first on the path: its CLI, its worker
+        environ["PYTHONPATH"] = os.pathsep.join([str(tree), environ["PYTHONPATH"]])
     cli(environ, work, "topics", "create")  # this run's changelog, alert and DLQ topics
     worker = Worker(procs, name, environ, work)
     try:

@@ -15,7 +15,7 @@ def report_live(live: dict[str, Any] | None) -> str:
     """Throughput, the model's cost live, two workers, latency and memory."""
     if not live or "error" in live:
         return unavailable("\n## Live throughput\n\n", live, "`--live-events 0`")
-    out = _throughput(live) + _model(live)
+    out = _throughput(live) + _baseline(live) + _model(live)
     if "worker_model" in live:
         out += (report_scale_out(live.get("scale_out"))
                 + report_latency(live.get("latency")) + report_memory(live.get("memory")))
@@ -68,17 +68,17 @@ each shown:
   Also once with `--loop uvloop`, the event loop the worker uses: Faust's own
   per-event cost on that loop.
 - **accesswatch worker**: `accesswatch worker --web-host 127.0.0.1 --web-port …`, rules
-  only, per-user state in a changelogged Faust table (written once per member per offset
-  commit), at-least-once, its own consumer group; counted from
+  only, per-user state on a compacted changelog (each changed member written once per
+  checkpoint), at-least-once, its own consumer group; counted from
   `accesswatch_events_processed_total` on its `/metrics`.{model_reader}
 
 For the raw consumer and the naive agent a rate is the events counted between the
 first and the last progress sample over the time between them. A worker's counter
-moves a batch at a time, and with the fast path a batch can be a whole fetch (tens of
-thousands of events), so a worker's rate is a drain: the events it processed from its
-`/healthz` first answering 200 (reference data loaded; it holds events until then),
-polled every 0.05 s, to the `/metrics` sample, every 0.2 s, in which it has read them
-all. Either way start-up, reference loading and the group join are left out.
+moves a batch at a time (up to `BATCH_SIZE` events), so a worker's rate is a drain:
+the events it processed from its `/healthz` first answering 200 (reference data loaded,
+group joined; it holds events until then), polled every 0.05 s, to the `/metrics`
+sample, every 0.2 s, in which it has read them all. Either way start-up, reference
+loading and the group join are left out.
 
 | reader | loop | events timed | seconds | events/s | runs | worker ÷ reader |
 |---|---|---:|---:|---:|---|---:|
@@ -101,6 +101,34 @@ same events: {agreement(w)}
 
 To see where a worker's time goes, run it under py-spy (`pip install py-spy`):
 `py-spy record -o worker.txt -f raw --threads -- python -m accesswatch.cli worker …`.
+"""
+
+
+def _baseline(live: dict[str, Any]) -> str:
+    """This worker against an earlier revision's, in the same run (``--baseline``)."""
+    b = live.get("baseline")
+    if not b:
+        return ""
+    w = live["worker"]
+    ratio = live["worker_to_baseline"]
+    met = "met" if ratio and ratio >= 1 else "**not met**"
+    pairs = " / ".join(str(x) for x in live["worker_to_baseline_pairs"])
+    return f"""
+## Against an earlier worker
+
+The worker of revision `{b['revision']}` (its tree unpacked by `git archive`, first on
+`PYTHONPATH`, its own CLI and worker; the same broker, events, reference data and
+settings) took turns with this one, rules only, in this run (`--baseline {b['revision']}`).
+
+| worker | events/s (best) | runs | CPU µs an event (each run) | changelog records |
+|---|---:|---|---|---:|
+| this revision | **{w['events_per_s']:,}** | {_runs(w)} | \
+{" / ".join(str(x) for x in live['worker_cpu_us_per_event'])} | {w['changelog_records']:,} |
+| `{b['revision']}` | **{b['events_per_s']:,}** | {_runs(b)} | \
+{" / ".join(str(x) for x in b['cpu_us_per_event'])} | {b['changelog_records']:,} |
+
+This revision ÷ `{b['revision']}`, best runs: **{ratio}** (issue 16 asks for at least 1:
+{met}); turn by turn: {pairs}.
 """
 
 

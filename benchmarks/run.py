@@ -83,6 +83,9 @@ def main() -> None:
                         help="force sizes (staff; about 30 subjects each) for the memory runs")
     parser.add_argument("--no-delivery", action="store_true",
                         help="no out-of-order delivery runs (backtest and live)")
+    parser.add_argument("--baseline", metavar="REV",
+                        help="a git revision whose worker takes turns with this one in the "
+                             "live runs, rules only (make bench: BENCH_BASELINE)")
     parser.add_argument("--only", choices=("delivery",),
                         help="run only this section; its part of docs/BENCHMARKS.md is replaced, "
                              "the rest kept, and its figures go to results/delivery.json")
@@ -205,7 +208,8 @@ def live_options(args: argparse.Namespace, data: Path) -> LiveOptions:
         int(n) for n in args.latency_rates.split(",") if n.strip())
     return LiveOptions(events=args.live_events, repeats=args.live_repeats, model=model,
                        scale_out=model and not args.no_scale_out, latency_rates=rates,
-                       latency_seconds=args.latency_seconds, memory_forces=memory)
+                       latency_seconds=args.latency_seconds, memory_forces=memory,
+                       baseline=args.baseline)
 
 
 def bench_model(data: Path, repeats: int) -> dict[str, object]:

@@ -121,7 +121,7 @@ def run_batch(detector: Detector, messages: Sequence[Message], load_state: State
     states: dict[str, Member] = {}
     for uid, partition in partition_of.items():
         state = load_state(uid, partition)
-        # A new member starts as what the table stores, so it stays one object.
+        # A new member starts as what the store keeps, so it stays one object.
         states[uid] = state if state is not None else StoredState()
     out.processed = len(events)
     events, sources = _not_yet_applied(events, sources, states, out)

@@ -102,9 +102,9 @@ class Metrics:
         self.partitions = Gauge("accesswatch_partitions_assigned",
                                 "Events partitions this worker owns", registry=r)
         self.consumer_gaps = Counter("accesswatch_consumer_gaps",
-                                     "Partitions handed over from past their committed "
-                                     "offset; the worker stops so a restart reads the "
-                                     "skipped events", registry=r)
+                                     "Partitions whose events began past their committed "
+                                     "offset; the worker went back and read them from it",
+                                     registry=r)
         self._model_rows = Counter("accesswatch_model_rows",
                                    "Feature rows due a score: judged by the model, or kept "
                                    "from it because no column could explain a verdict",

@@ -15,7 +15,8 @@ So:
 - a batch's alerts and dead letters go to the partition its events came on
   (one writer per partition), and the batch waits until the broker has them
   before its states are stored;
-- each state flush ends, per partition, with a *mark* on the changelog: the
+- each checkpoint (``streams/checkpoint.py``) ends, per partition, with a *mark*
+  on the changelog: the
   alert and dead-letter offsets up to which that state accounts for what was
   published, and the events offset below which every event's outputs are out
   (invalid events have no state to say so);
@@ -28,7 +29,7 @@ So:
 
 The mark follows the members' records on the same changelog partition, so a
 mark that arrived vouches for every record before it.  A zombie (a worker cut
-off but still running) is not fenced: only ``exactly_once`` can do that.
+off but still running) is not fenced; the session timeout bounds how long it writes.
 
 >>> outputs = Outputs(settings, producer, metrics)   # doctest: +SKIP
 >>> await outputs.prime({0, 1}, store.stored)  # once per partition after an assignment
@@ -320,9 +321,8 @@ class Outputs:
             # broker's message limit: keep its head, say how big it was.
             headers.append(("accesswatch-original-bytes", str(len(value)).encode()))
             value = value[: self.settings.dlq_max_bytes]
-        # Same partition as the source: per-partition order is kept, a restarted worker can
-        # read back what it already dead-lettered, and under exactly-once the dead letter
-        # joins its source partition's transaction.
+        # Same partition as the source: per-partition order is kept, and a restarted worker
+        # can read back what it already dead-lettered.
         return await self.producer.send(self.settings.topic_dlq, value, key=msg.key,
                                         headers=headers, partition=msg.partition
                                         if self.dlq_by_partition else None)
@@ -337,10 +337,8 @@ async def read_tails(s: Settings, marks: Mapping[int, Mark], dlq_by_partition: b
     starts = {TopicPartition(s.topic_alerts, p): m.alerts for p, m in marks.items()}
     if dlq_by_partition:
         starts.update({TopicPartition(s.topic_dlq, p): m.dead_letters for p, m in marks.items()})
-    isolation = "read_committed" if s.processing_guarantee == "exactly_once" else \
-        "read_uncommitted"
     consumer = AIOKafkaConsumer(**aiokafka_options(s), group_id=None, enable_auto_commit=False,
-                                auto_offset_reset="earliest", isolation_level=isolation)
+                                auto_offset_reset="earliest")
     await consumer.start()
     try:
         consumer.assign(list(starts))

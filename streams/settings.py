@@ -39,8 +39,8 @@ class Settings(BaseSettings):
                                "unreachable broker at start; 0 retries for ever")
 
     # --- topics --------------------------------------------------------------
-    app_id: str = Field("accesswatch", description="Faust app id: consumer group and "
-                                                   "prefix of its changelog topics")
+    app_id: str = Field("accesswatch", description="consumer group, and prefix of the "
+                                                   "state changelog topic")
     topic_events: str = "access.events"
     topic_alerts: str = "access.alerts"
     topic_dlq: str = "access.events.dlq"

@@ -22,8 +22,8 @@ Handler = Callable[[argparse.Namespace], int]
 def add_commands(sub: Any) -> dict[str, Handler]:
     """Add the live subcommands to ``sub``; return their handlers by name."""
     w = sub.add_parser("worker", help="run a live worker: events in, alerts out")
-    w.add_argument("--web-host", help="Faust web server host (default 127.0.0.1)")
-    w.add_argument("--web-port", type=int, help="Faust web server port (default 6066)")
+    w.add_argument("--web-host", help="accepted, unused: Faust's web server is never started")
+    w.add_argument("--web-port", type=int, help="accepted, unused (see --web-host)")
     w.add_argument("--metrics-host", help="host for /metrics and /healthz")
     w.add_argument("--metrics-port", type=int, help="port for /metrics and /healthz")
     w.add_argument("--batch-size", type=int)

@@ -45,10 +45,8 @@ from tests.streams.live import WorkerProcess, total
 pytestmark = pytest.mark.broker
 
 
-# CI proves the default.  ACCESSWATCH_TEST_GUARANTEE=exactly_once reruns the evaluation
-# README's reliability section reports: with Faust 0.15 it fails (duplicate, missing and
-# unexpected alerts, stalled commits).
-GUARANTEE = os.environ.get("ACCESSWATCH_TEST_GUARANTEE", "at_least_once")
+# The only guarantee the worker offers (exactly_once is refused: README, Reliability).
+GUARANTEE = "at_least_once"
 
 
 def test_kill_9_mid_replay_loses_nothing_and_repeats_no_alert(

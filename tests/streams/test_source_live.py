@@ -1,8 +1,9 @@
 """The Kafka source on a real broker: batches at most BATCH_SIZE, keys checked (issue 16).
 
 A force's events go in by kcat, keyed by ``user_id`` as the contract says,
-plus two keyed wrongly: one under another member's id, one with no key.  The
-worker must dead-letter exactly those two as ``key_mismatch`` (original
+plus three keyed wrongly: one under another member's id, one with no key, one
+carrying ``user_id`` twice keyed by the first (the decoder takes the last).  The
+worker must dead-letter exactly those three as ``key_mismatch`` (original
 bytes, reason header), handle the rest, and never take a batch larger than
 ``ACCESSWATCH_BATCH_SIZE`` (its ``accesswatch_batch_size`` histogram).
 """
@@ -39,20 +40,25 @@ def test_batches_respect_batch_size_and_miskeyed_events_are_dead_lettered(
     users = sorted({msgspec.json.decode(ln)["user_id"] for ln in lines})
     first = msgspec.json.decode(lines[0])
     other = next(u for u in users if u != first["user_id"]).encode()
+    # user_id twice: keyed by the first by a producer, decoded with the last by the worker.
+    twice = msgspec.json.encode({**first, "event_id": "twice-1"})[:-1] + \
+        b',"user_id":' + msgspec.json.encode(first["user_id"]) + b"}"
+    twice = twice.replace(b'"user_id":' + msgspec.json.encode(first["user_id"]),
+                          b'"user_id":"' + other + b'"', 1)
     miskeyed = [msgspec.json.encode({**first, "event_id": "miskeyed-1"}),
-                msgspec.json.encode({**first, "event_id": "unkeyed-1"})]
+                msgspec.json.encode({**first, "event_id": "unkeyed-1"}), twice]
     kcat_produce(broker, s.topic_events, [(event_key(ln), ln) for ln in lines]
-                 + [(other, miskeyed[0]), (None, miskeyed[1])])
+                 + [(other, miskeyed[0]), (None, miskeyed[1]), (other, twice)])
     worker = WorkerProcess(env, tmp_path)
     try:
         worker.wait_ready()
-        n = len(lines) + 2
+        n = len(lines) + len(miskeyed)
         wait_until(lambda: total(worker.metrics(), "accesswatch_events_consumed_total") >= n,
                    120, f"{n} events consumed")
         m = worker.metrics()
     finally:
         assert worker.stop() == 0, worker.tail()
-    assert m["accesswatch_events_rejected_total{reason=key_mismatch}"] == 2
+    assert m["accesswatch_events_rejected_total{reason=key_mismatch}"] == len(miskeyed)
     assert m["accesswatch_batch_size_count"] >= n / BATCH
     assert m[f"accesswatch_batch_size_bucket{{le={float(BATCH)}}}"] == \
         m["accesswatch_batch_size_count"]  # not one batch above BATCH_SIZE
