@@ -27,13 +27,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from accesswatch.generate import generate_force
-from streams.settings import Settings
-from streams.topics import create_topics
 from tests.deploy.conftest import PROMETHEUS
 from tests.deploy.test_live_metrics import prometheus_config
-from tests.streams.conftest import unique_env, wait_until
-from tests.streams.live import WorkerProcess, aw, run_prometheus
+from tests.streams.conftest import wait_until
+from tests.streams.live import WorkerProcess, live_force, run_prometheus
 
 pytestmark = pytest.mark.broker
 
@@ -93,14 +90,8 @@ class Feed:
 def test_a_stalled_worker_shows_growing_lag_and_fires_the_alerts(
         broker: str, tmp_path: Path) -> None:
     stall = tmp_path / "stall"
-    env = {**unique_env(broker), "ACCESSWATCH_DATA_DIR": str(tmp_path / "faust"),
-           "ACCESSWATCH_STALL_FILE": str(stall)}
-    settings = Settings.model_validate({k.removeprefix("ACCESSWATCH_").lower(): v
-                                        for k, v in env.items()})
-    create_topics(settings)
-    generate_force(tmp_path / "force", staff=120, days=3, seed=5)
-    assert aw(env, "load-ref", str(tmp_path / "force"), cwd=tmp_path).returncode == 0
-    events = tmp_path / "force" / "events.jsonl"
+    env, _, force = live_force(broker, tmp_path, staff=120, seed=5, stall_file=str(stall))
+    events = force / "events.jsonl"
     rules = tmp_path / "alerts.yml"
     rules.write_text(minutes_as_seconds((PROMETHEUS / "alerts.yml").read_text()))
     config = yaml.safe_load(prometheus_config(0))

@@ -201,3 +201,24 @@ def prometheus_query(base: str, promql: str, expected: float, timeout: float = 6
     with contextlib.suppress(AssertionError):  # the caller's assert shows the last value
         wait_until(answered, timeout, f"Prometheus to answer {promql} with {expected}", every=0.5)
     return last[0]
+
+
+def live_force(broker: str, work: Path, *, staff: int, seed: int, **settings: str
+               ) -> tuple[dict[str, str], Settings, Path]:
+    """A pipeline of its own on ``broker``: its environment (``settings`` as
+    ``ACCESSWATCH_<NAME>``), topics created, a generated force's reference data loaded.
+    Returns (environment, settings, the force's directory)."""
+    from accesswatch.generate import generate_force
+    from streams.topics import create_topics
+    from tests.streams.conftest import unique_env
+
+    env = {**unique_env(broker), "ACCESSWATCH_DATA_DIR": str(work / "faust"),
+           **{f"ACCESSWATCH_{k.upper()}": v for k, v in settings.items()}}
+    s = Settings.model_validate({k.removeprefix("ACCESSWATCH_").lower(): v
+                                 for k, v in env.items()})
+    create_topics(s)
+    force = work / "force"
+    generate_force(force, staff=staff, days=3, seed=seed)
+    loaded = aw(env, "load-ref", str(force), cwd=work)
+    assert loaded.returncode == 0, loaded.stderr
+    return env, s, force

@@ -15,12 +15,9 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from accesswatch.generate import generate_force
 from accesswatch.ops.produce import event_key
-from streams.settings import Settings
-from streams.topics import create_topics
-from tests.streams.conftest import unique_env, wait_until
-from tests.streams.live import WorkerProcess, aw, kcat_produce, read_topic, total
+from tests.streams.conftest import wait_until
+from tests.streams.live import WorkerProcess, kcat_produce, live_force, read_topic, total
 
 pytestmark = pytest.mark.broker
 BATCH = 50  # a bucket of accesswatch_batch_size
@@ -28,14 +25,8 @@ BATCH = 50  # a bucket of accesswatch_batch_size
 
 def test_batches_respect_batch_size_and_miskeyed_events_are_dead_lettered(
         broker: str, tmp_path: Path) -> None:
-    env = {**unique_env(broker), "ACCESSWATCH_DATA_DIR": str(tmp_path / "faust"),
-           "ACCESSWATCH_BATCH_SIZE": str(BATCH)}
-    s = Settings.model_validate({k.removeprefix("ACCESSWATCH_").lower(): v
-                                 for k, v in env.items()})
-    create_topics(s)
-    generate_force(tmp_path / "force", staff=40, days=3, seed=4)
-    assert aw(env, "load-ref", str(tmp_path / "force"), cwd=tmp_path).returncode == 0
-    lines = [ln for ln in (tmp_path / "force" / "events.jsonl").read_bytes().splitlines()
+    env, s, force = live_force(broker, tmp_path, staff=40, seed=4, batch_size=str(BATCH))
+    lines = [ln for ln in (force / "events.jsonl").read_bytes().splitlines()
              if ln.strip()]
     users = sorted({msgspec.json.decode(ln)["user_id"] for ln in lines})
     first = msgspec.json.decode(lines[0])
