@@ -87,7 +87,7 @@ class Reloader:
         except AccessWatchError as e:
             self.metrics.rules_reload_failures.inc()
             log.error("rule pack reload refused, previous pack %s stays in force: %s",
-                      self.detector.pack.version, e)
+                      self.detector.pack.version, getattr(e, "summary", e.__str__)())
             return
         self.detector.set_rules(pack)
         self.metrics.expect_alerts(self.detector.alerting_rules())

@@ -3,5 +3,6 @@
 from __future__ import annotations
 
 from accesswatch.rules.loader import RulePack, load_rules, parse_rules
+from accesswatch.rules.problems import RulePackError
 
-__all__ = ["RulePack", "load_rules", "parse_rules"]
+__all__ = ["RulePack", "RulePackError", "load_rules", "parse_rules"]

@@ -1,4 +1,7 @@
-"""Load a YAML rule pack into typed rules; every error names file, line and rule."""
+"""Load a YAML rule pack into typed rules; every problem names file, line and rule.
+
+A pack's problems are gathered and raised together as one ``RulePackError``.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +15,8 @@ from typing import Any
 import msgspec
 import yaml
 
-from accesswatch.errors import RulesError
+from accesswatch.rules.problems import Problems, nearest
+from accesswatch.rules.schema import check_struct, key_nodes, line_of, value_nodes
 from accesswatch.rules.types import AnyRule, Rule, Settings
 
 _TOP_KEYS = {"version", "lists", "settings", "rules"}
@@ -43,89 +47,135 @@ def load_rules(path: Path | str | None = None) -> RulePack:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
-        raise RulesError(str(path), None, None, f"cannot read: {e}") from None
+        Problems(str(path)).fail(None, None, f"cannot read: {e}")
     return parse_rules(text, str(path))
 
 
 def parse_rules(text: str, source: str = "<rules>") -> RulePack:
+    """Validate a pack; raise ``RulePackError`` listing every problem found."""
+    problems = Problems(source)
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
+    except yaml.YAMLError as e:  # nothing further can be read
         mark = getattr(e, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        raise RulesError(
-            source, line, None, f"not valid YAML: {getattr(e, 'problem', e)}"
-        ) from None
+        problems.fail(
+            mark.line + 1 if mark is not None else None,
+            None,
+            f"not valid YAML: {getattr(e, 'problem', e)}",
+        )
     if not isinstance(data, dict) or root is None:
-        raise RulesError(source, 1, None, "a rule pack is a mapping with a `rules:` list")
-    top = _children(root)
+        problems.fail(1, None, "a rule pack is a mapping with a `rules:` list")
+    _repeated_keys(root, problems)
+    top = value_nodes(root)
     for key in data:
         if key not in _TOP_KEYS:
-            raise RulesError(
-                source, _line(_keys(root).get(key), root), None, f"unknown top-level key {key!r}"
+            guess = nearest(key, _TOP_KEYS)
+            hint = f" (did you mean {guess!r}?)" if guess else ""
+            problems.add(
+                line_of(key_nodes(root).get(key), root),
+                None,
+                f"unknown top-level key {key!r}{hint}",
             )
-    lists = _lists(data.get("lists") or {}, source, top.get("lists") or root)
+    lists, broken = _lists(data.get("lists") or {}, problems, top.get("lists") or root)
     settings = _convert(
-        data.get("settings") or {}, Settings, source, top.get("settings") or root, None
+        data.get("settings") or {}, Settings, problems, top.get("settings") or root, None
     )
     raw_rules = data.get("rules")
     rules_node = top.get("rules")
     if not isinstance(raw_rules, list) or not raw_rules or rules_node is None:
-        raise RulesError(source, _line(rules_node, root), None, "`rules:` must be a non-empty list")
+        problems.fail(line_of(rules_node, root), None, "`rules:` must be a non-empty list")
     rules: list[Rule] = []
     seen: dict[str, int] = {}
     for raw, node in zip(raw_rules, rules_node.value, strict=True):
-        rule_id = raw.get("id") if isinstance(raw, dict) else None
         if not isinstance(raw, dict):
-            raise RulesError(source, _line(node, root), None, "each rule is a mapping")
-        expanded = _expand(raw, lists, source, node, rule_id)
-        rule = _convert(expanded, AnyRule, source, node, rule_id)
-        if rule.id in seen:
-            raise RulesError(
-                source, _line(node, root), rule.id, f"duplicate id (first at line {seen[rule.id]})"
-            )
-        seen[rule.id] = _line(node, root) or 0
-        rules.append(rule)
+            problems.add(line_of(node), None, "each rule is a mapping")
+            continue
+        rule_id = raw.get("id") if isinstance(raw.get("id"), str) else None
+        if rule_id is not None:
+            if rule_id in seen:
+                problems.add(
+                    line_of(node), rule_id, f"duplicate id (first at line {seen[rule_id]})"
+                )
+            seen.setdefault(rule_id, line_of(node) or 0)
+        expanded, complete = _expand(raw, lists, broken, problems, node, rule_id)
+        rule = _convert(expanded, AnyRule, problems, node, rule_id, checked=complete)
+        if rule is not None:
+            rules.append(rule)
+    problems.raise_any()
     version = hashlib.sha256(text.encode()).hexdigest()[:12]
     return RulePack(tuple(rules), lists, settings, source, version)
 
 
-def _convert(value: Any, typ: Any, source: str, node: yaml.Node, rule_id: str | None) -> Any:
+def _convert(
+    value: Any,
+    typ: Any,
+    problems: Problems,
+    node: yaml.Node,
+    rule_id: str | None,
+    checked: bool = True,
+) -> Any:
+    """``value`` as a ``typ``, or None with its problems added.
+
+    The key-by-key check reports every bad key; the whole conversion then
+    catches what spans fields (``__post_init__``).  It is skipped when the rule
+    already has problems (``checked=False``), whose knock-on errors would mislead.
+    """
+    found = check_struct(value, typ, node)
+    for line, message in found:
+        problems.add(line, rule_id, message)
+    if found or not checked:
+        return None
     try:
         return msgspec.convert(value, typ)
     except msgspec.ValidationError as e:
         message = str(e)
         field = _PATH.search(message) or _UNKNOWN.search(message)
         name = field.group(1) if field else message.split(" ", 1)[0].rstrip(":")
-        key_node = _keys(node).get(name)
-        raise RulesError(source, _line(key_node, node), rule_id, message) from None
+        problems.add(line_of(key_nodes(node).get(name), node), rule_id, message)
+        return None
 
 
-def _lists(value: Any, source: str, node: yaml.Node) -> dict[str, list[str]]:
+def _lists(
+    value: Any, problems: Problems, node: yaml.Node
+) -> tuple[dict[str, list[str]], set[str]]:
+    """The pack's shared lists, and the names of those that are not lists of strings."""
     if not isinstance(value, dict):
-        raise RulesError(source, _line(node, node), None, "`lists:` must map names to lists")
+        problems.add(line_of(node), None, "`lists:` must map names to lists")
+        return {}, set()
+    good: dict[str, list[str]] = {}
+    broken: set[str] = set()
     for name, items in value.items():
-        if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
-            child = _keys(node).get(name)
-            raise RulesError(
-                source, _line(child, node), None, f"list {name!r} must be a list of strings"
+        if isinstance(items, list) and all(isinstance(i, str) for i in items):
+            good[name] = list(items)
+        else:
+            broken.add(name)
+            problems.add(
+                line_of(key_nodes(node).get(name), node),
+                None,
+                f"list {name!r} must be a list of strings",
             )
-    return {name: list(items) for name, items in value.items()}
+    return good, broken
 
 
 def _expand(
     raw: dict[str, Any],
     lists: dict[str, list[str]],
-    source: str,
+    broken: set[str],
+    problems: Problems,
     node: yaml.Node,
     rule_id: str | None,
-) -> dict[str, Any]:
-    """Replace ``$name`` items in string lists with the shared list's items."""
+) -> tuple[dict[str, Any], bool]:
+    """Replace ``$name`` items in string lists with the shared list's items.
+
+    Also says whether every ``$name`` was found (a broken list is reported once,
+    where it is defined).
+    """
+    complete = True
 
     def walk(value: Any, at: yaml.Node) -> Any:
         if isinstance(value, dict):
-            kids, keys = _children(at), _keys(at)
+            kids, keys = value_nodes(at), key_nodes(at)
             return {
                 k: walk(v, kids.get(k, at))
                 if isinstance(v, dict)
@@ -135,36 +185,60 @@ def _expand(
         return walk_list(value, at)
 
     def walk_list(value: Any, at: yaml.Node) -> Any:
-        if isinstance(value, list):
-            out: list[Any] = []
-            for item in value:
-                if isinstance(item, str) and item.startswith("$"):
-                    if item[1:] not in lists:
-                        raise RulesError(source, _line(at, node), rule_id, f"unknown list {item!r}")
-                    out.extend(lists[item[1:]])
-                else:
-                    out.append(item)
-            return out
-        return value
+        nonlocal complete
+        if not isinstance(value, list):
+            return value
+        out: list[Any] = []
+        for item in value:
+            if not (isinstance(item, str) and item.startswith("$")):
+                out.append(item)
+            elif item[1:] in lists:
+                out.extend(lists[item[1:]])
+            else:
+                complete = False
+                if item[1:] not in broken:
+                    guess = nearest(item[1:], lists)
+                    hint = f" (did you mean '${guess}'?)" if guess else ""
+                    problems.add(line_of(at, node), rule_id, f"unknown list {item!r}{hint}")
+        return out
 
     expanded: dict[str, Any] = walk(raw, node)
-    return expanded
+    return expanded, complete
 
 
-def _children(node: yaml.Node | None) -> dict[Any, yaml.Node]:
-    """Value nodes of a mapping by key, to descend into."""
+def _repeated_keys(root: yaml.Node, problems: Problems) -> None:
+    """Report a key given twice in one mapping, at any depth (YAML would keep the last)."""
+    seen: set[int] = set()  # an alias reuses a node: check it once, and never loop
+
+    def walk(node: yaml.Node, rule_id: str | None, in_rules: bool = False) -> None:
+        if id(node) in seen:
+            return
+        seen.add(id(node))
+        if isinstance(node, yaml.SequenceNode):
+            for item in node.value:
+                walk(item, _rule_id(item) if in_rules else rule_id)
+        elif isinstance(node, yaml.MappingNode):
+            first: dict[tuple[str, str], int] = {}
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode):
+                    line = line_of(key) or 0
+                    if (key.tag, key.value) in first:
+                        where = first[(key.tag, key.value)]
+                        problems.add(
+                            line, rule_id, f"repeated key {key.value!r} (first at line {where})"
+                        )
+                    else:
+                        first[(key.tag, key.value)] = line
+                walk(value, rule_id, in_rules=node is root and key.value == "rules")
+
+    walk(root, None)
+
+
+def _rule_id(node: yaml.Node) -> str | None:
+    """A rule's id as loading sees it (the last ``id:`` if it is repeated)."""
+    found = None
     if isinstance(node, yaml.MappingNode):
-        return {k.value: v for k, v in node.value}
-    return {}
-
-
-def _keys(node: yaml.Node | None) -> dict[Any, yaml.Node]:
-    """Key nodes of a mapping by key: where an error about that key points."""
-    if isinstance(node, yaml.MappingNode):
-        return {k.value: k for k, _ in node.value}
-    return {}
-
-
-def _line(node: yaml.Node | None, fallback: yaml.Node | None) -> int | None:
-    target = node if node is not None else fallback
-    return target.start_mark.line + 1 if target is not None else None
+        for key, value in node.value:
+            if key.value == "id" and isinstance(value, yaml.ScalarNode):
+                found = value.value
+    return found
