@@ -1,4 +1,4 @@
-"""The ``accesswatch`` command."""
+"""The ``accesswatch`` command: its parser, the offline commands and the one error path."""
 
 from __future__ import annotations
 
@@ -10,11 +10,39 @@ from collections.abc import Callable
 from pathlib import Path
 
 from accesswatch import __version__
-from accesswatch.contract.timestamps import parse_ts
-from accesswatch.errors import AccessWatchError
+from accesswatch.cli_args import (
+    Parser,
+    check_paths,
+    existing_dir,
+    existing_file,
+    number,
+    output_dir,
+    output_file,
+    timestamp,
+    whole,
+)
+from accesswatch.errors import AccessWatchError, UsageError
 
 Handler = Callable[[argparse.Namespace], int]
 _COMMANDS: dict[str, Handler] = {}
+DESCRIPTION = """\
+Watch who looks up what on a police force's records systems: rules (and a
+model) over access events and reference data, offline on files or live on Kafka.
+"""
+START = """\
+accesswatch: find misuse in access events, offline or live.
+
+The five commands to start with:
+  generate  write a synthetic force     accesswatch generate --out force --staff 300 --days 7
+  backtest  alerts from an events file  accesswatch backtest force/events.jsonl --ref force \\
+                                            --out alerts.jsonl
+  evaluate  score alerts against labels accesswatch evaluate --labels force/labels.json \\
+                                            --alerts alerts.jsonl
+  worker    run the live pipeline       accesswatch topics create && accesswatch worker
+  alerts    watch live alerts           accesswatch alerts tail --from-beginning
+
+Every command: accesswatch --help.  One command: accesswatch COMMAND --help.
+"""
 
 
 def command(name: str) -> Callable[[Handler], Handler]:
@@ -25,64 +53,127 @@ def command(name: str) -> Callable[[Handler], Handler]:
     return register
 
 
+def _staff(text: str) -> int:
+    from accesswatch.generate import MIN_STAFF
+
+    return whole(MIN_STAFF, f"{{value}} is too few: at least {MIN_STAFF} are needed to "
+                 "place every scenario")(text)
+
+
+def _days(text: str) -> int:
+    from accesswatch.generate import MIN_DAYS
+
+    return whole(MIN_DAYS, f"{{value}} is too few: at least {MIN_DAYS} are needed to "
+                 "place every scenario")(text)
+
+
+REF_HELP = ("directory of reference JSONL files: staff, subjects, cases and duties "
+            "(as `accesswatch generate` writes them)")
+ALLOW_EMPTY_HELP = ("accept a --ref directory lacking some files or records (default: "
+                    "refuse it, since every member would be unknown)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="accesswatch", description=__doc__)
+    parser = Parser(prog="accesswatch", description=DESCRIPTION,
+                    epilog="Run `accesswatch COMMAND --help` for a command's options and "
+                    "examples.")
     parser.add_argument("--version", action="version", version=f"accesswatch {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="on an error, print the traceback too (or ACCESSWATCH_DEBUG=1); "
+                        "give it before the command")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    g = sub.add_parser("generate", help="write a seeded synthetic force with labelled incidents")
-    g.add_argument("--out", type=Path, required=True)
-    g.add_argument("--staff", type=int, default=2000)
-    g.add_argument("--days", type=int, default=14)
-    g.add_argument("--seed", type=int, default=7)
-    g.add_argument(
-        "--invalid-lines",
-        type=int,
-        default=0,
-        help="also write this many invalid event lines (for dead-letter demos)",
-    )
+    g = sub.add_parser(
+        "generate", help="write a seeded synthetic force with labelled incidents",
+        description="Write events.jsonl, the four reference files and labels.json (every "
+        "misuse incident, scenarios S01-S13) into a directory. The same arguments always "
+        "give the same files.",
+        epilog="examples:\n  accesswatch generate --out force\n"
+        "  accesswatch generate --out small --staff 300 --days 7 --seed 1")
+    g.add_argument("--out", type=output_dir, required=True, metavar="DIR",
+                   help="directory to write into (made if missing; files in it are replaced)")
+    g.add_argument("--staff", type=_staff, default=2000, metavar="N",
+                   help="members of staff (at least 40)")
+    g.add_argument("--days", type=_days, default=14, metavar="N",
+                   help="days of activity (at least 3)")
+    g.add_argument("--seed", type=int, default=7, metavar="N",
+                   help="random seed: the same seed gives the same force")
+    g.add_argument("--invalid-lines", type=whole(0), default=0, metavar="N",
+                   help="also write this many invalid event lines (for dead-letter demos)")
 
-    b = sub.add_parser("backtest", help="run the detection core over an events file")
-    b.add_argument("events", type=Path)
-    b.add_argument("--ref", type=Path, required=True, help="directory of reference JSONL files")
-    b.add_argument("--out", type=Path, required=True, help="alerts JSONL to write")
+    b = sub.add_parser(
+        "backtest", help="run the detection core over an events file",
+        description="Run the rules (and a model) over EVENTS as the live worker would, and "
+        "write the alerts. Lines that break the event contract go to --rejects.",
+        epilog="examples:\n"
+        "  accesswatch backtest force/events.jsonl --ref force --out alerts.jsonl\n"
+        "  accesswatch backtest force/events.jsonl --ref force --out alerts.jsonl "
+        "--model model.skops --jobs 4")
+    b.add_argument("events", type=Path, metavar="EVENTS", help="events JSONL file")
+    b.add_argument("--ref", type=existing_dir, required=True, metavar="DIR", help=REF_HELP)
+    b.add_argument("--out", type=output_file, required=True, metavar="FILE",
+                   help="alerts JSONL to write (replaced if it exists)")
+    b.add_argument("--rejects", type=output_file, metavar="FILE",
+                   help="invalid lines with reasons; written only if there are any "
+                   "(default: OUT's name with .rejects.jsonl, beside it)")
+    b.add_argument("--rules", type=existing_file, metavar="FILE",
+                   help="rule pack YAML (default: the shipped pack)")
+    b.add_argument("--model", type=existing_file, metavar="FILE",
+                   help="anomaly model file from `accesswatch train` (default: none)")
     b.add_argument(
-        "--rejects", type=Path, help="invalid lines with reasons (default: beside --out)"
-    )
-    b.add_argument("--rules", type=Path, help="rule pack YAML (default: the shipped pack)")
-    b.add_argument("--model", type=Path, help="anomaly model file (from `accesswatch train`)")
-    b.add_argument(
-        "--jobs",
-        type=int,
-        default=0,
+        "--jobs", type=whole(0), default=0, metavar="N",
         help="processes to split the members across, as the live workers split "
-        "partitions (same alerts); default: one per core for a file over 16 MB, else 1",
-    )
-    b.add_argument("--no-progress", action="store_true")
+        "partitions (same alerts); 0: one per core for a file over 16 MB, else 1")
+    b.add_argument("--allow-empty", action="store_true", help=ALLOW_EMPTY_HELP)
+    b.add_argument("--no-progress", action="store_true",
+                   help="draw no progress bar (default: drawn on stderr)")
 
-    t = sub.add_parser("train", help="fit the isolation-forest model on a period of events")
-    t.add_argument("events", type=Path)
-    t.add_argument("--ref", type=Path, required=True, help="directory of reference JSONL files")
-    t.add_argument("--out", type=Path, required=True, help="model file to write (.skops)")
-    t.add_argument("--since", help="first event time to learn from (RFC 3339)")
-    t.add_argument("--until", help="learn from events before this time (RFC 3339)")
-    t.add_argument("--days", type=float, help="learn from the first DAYS days of the file")
-    t.add_argument(
-        "--alert-rate",
-        type=float,
-        default=0.0002,
-        help="share of feature rows allowed past the alert threshold",
-    )
-    t.add_argument("--seed", type=int, default=0)
+    t = sub.add_parser(
+        "train", help="fit the isolation-forest model on a period of events",
+        description="Fit the anomaly model on the events of a period taken to be ordinary, "
+        "and write it for `backtest --model` and `worker --model`.",
+        epilog="examples:\n"
+        "  accesswatch train force/events.jsonl --ref force --out model.skops --days 7\n"
+        "  accesswatch train events.jsonl --ref ref --out model.skops "
+        "--since 2026-03-02T00:00:00Z --until 2026-03-09T00:00:00Z")
+    t.add_argument("events", type=Path, metavar="EVENTS", help="events JSONL file")
+    t.add_argument("--ref", type=existing_dir, required=True, metavar="DIR", help=REF_HELP)
+    t.add_argument("--out", type=output_file, required=True, metavar="FILE",
+                   help="model file to write (.skops)")
+    t.add_argument("--since", type=timestamp, metavar="TIME",
+                   help="first event time to learn from, RFC 3339 (default: the file's start)")
+    t.add_argument("--until", type=timestamp, metavar="TIME",
+                   help="learn from events before this time, RFC 3339 (default: the file's end)")
+    t.add_argument("--days", type=number(0, above=True), metavar="DAYS",
+                   help="learn from the first DAYS days (from --since, else the first event; "
+                   "default: all)")
+    t.add_argument("--alert-rate", type=number(0, above=True, maximum=1), default=0.0002,
+                   metavar="SHARE", help="share of feature rows allowed past the alert threshold")
+    t.add_argument("--seed", type=int, default=0, metavar="N", help="random seed of the forest")
+    t.add_argument("--allow-empty", action="store_true", help=ALLOW_EMPTY_HELP)
 
-    e = sub.add_parser("evaluate", help="score alerts against labelled incidents")
-    e.add_argument("--labels", type=Path, required=True)
-    e.add_argument("--alerts", type=Path, required=True)
-    e.add_argument("--json", action="store_true", help="machine-readable output")
-    e.add_argument("--since", help="score only incidents and alerts from this time (RFC 3339)")
+    e = sub.add_parser(
+        "evaluate", help="score alerts against labelled incidents",
+        description="Print recall per scenario and false alerts per 1,000 staff a day, as "
+        "the contract's scenarios.md defines them.",
+        epilog="examples:\n"
+        "  accesswatch evaluate --labels force/labels.json --alerts alerts.jsonl\n"
+        "  accesswatch evaluate --labels force/labels.json --alerts alerts.jsonl --json")
+    e.add_argument("--labels", type=existing_file, required=True, metavar="FILE",
+                   help="labels.json that `accesswatch generate` wrote")
+    e.add_argument("--alerts", type=existing_file, required=True, metavar="FILE",
+                   help="alerts JSONL that `accesswatch backtest --out` wrote")
+    e.add_argument("--json", action="store_true",
+                   help="print the scorecard as JSON (default: a table)")
+    e.add_argument("--since", type=timestamp, metavar="TIME",
+                   help="score only incidents and alerts from this time, RFC 3339 "
+                   "(default: all)")
 
-    r = sub.add_parser("rules", help="validate a rule pack and list its rules")
-    r.add_argument("path", type=Path, nargs="?")
+    r = sub.add_parser(
+        "rules", help="validate a rule pack and list its rules",
+        epilog="examples:\n  accesswatch rules\n  accesswatch rules my-rules.yaml")
+    r.add_argument("path", type=existing_file, nargs="?", metavar="PATH",
+                   help="rule pack YAML (default: the shipped pack)")
 
     # The live pipeline's commands (worker, topics, load-ref, replay, alerts, config).
     from accesswatch.ops.commands import add_commands
@@ -116,12 +207,22 @@ def default_jobs(events: Path) -> int:
     return min(cores or 1, MAX_AUTO_JOBS) if big else 1
 
 
+def _events_file(path: Path) -> Path:
+    """EVENTS checked after --ref: a wrong reference directory stops before events are read."""
+    try:
+        return existing_file.check(str(path))
+    except argparse.ArgumentTypeError as e:
+        raise UsageError(f"EVENTS {e}") from None
+
+
 @command("backtest")
 def _backtest(args: argparse.Namespace) -> int:
     from accesswatch.backtest import run_backtest, write_alerts
-    from accesswatch.reference import load_reference_dir
+    from accesswatch.reference import load_reference_dir, require_reference
     from accesswatch.rules import load_rules
 
+    require_reference(args.ref, "--ref", every_file=True, allow_empty=args.allow_empty)
+    events = _events_file(args.events)
     rules = load_rules(args.rules)
     ref, problems = load_reference_dir(args.ref)
     for p in problems:
@@ -132,12 +233,9 @@ def _backtest(args: argparse.Namespace) -> int:
         from models import load_model
 
         model = load_model(args.model)
-    if args.jobs < 0:
-        print("backtest: --jobs must be at least 1 (0: one per core)", file=sys.stderr)
-        return 2
-    jobs = args.jobs or default_jobs(args.events)
+    jobs = args.jobs or default_jobs(events)
     result = run_backtest(
-        args.events,
+        events,
         ref,
         rules,
         rejects_path=rejects,
@@ -163,10 +261,9 @@ def _backtest(args: argparse.Namespace) -> int:
 
 @command("evaluate")
 def _evaluate(args: argparse.Namespace) -> int:
-    from accesswatch.evaluate import evaluate, load_alerts
+    from accesswatch.evaluate import evaluate, load_alerts, load_labels
 
-    since = parse_ts(args.since, "--since") if args.since else None
-    card = evaluate(json.loads(args.labels.read_text()), load_alerts(args.alerts), since=since)
+    card = evaluate(load_labels(args.labels), load_alerts(args.alerts), since=args.since)
     print(json.dumps(card.to_json(), indent=2) if args.json else card.to_text())
     return 0
 
@@ -176,21 +273,21 @@ def _train(args: argparse.Namespace) -> int:
     import time
 
     from accesswatch.core import Detector
-    from accesswatch.reference import load_reference_dir
+    from accesswatch.reference import load_reference_dir, require_reference
     from models import save_model
     from models.train import feature_rows, fit
 
+    require_reference(args.ref, "--ref", every_file=True, allow_empty=args.allow_empty)
+    events = _events_file(args.events)
     ref, problems = load_reference_dir(args.ref)
     for p in problems:
         print(f"reference: {p}", file=sys.stderr)
-    since = parse_ts(args.since, "--since") if args.since else None
-    until = parse_ts(args.until, "--until") if args.until else None
+    since, until = args.since, args.until
     if args.days is not None:
-        first = _first_event_time(args.events)
-        since = since or first
+        since = since or _first_event_time(events)
         until = since + args.days * 86400
     started = time.perf_counter()
-    rows = feature_rows(args.events, Detector(None, ref), since=since, until=until)
+    rows = feature_rows(events, Detector(None, ref), since=since, until=until)
     model = fit(rows, alert_rate=args.alert_rate, seed=args.seed)
     version = save_model(model, args.out)
     m = model.meta
@@ -221,9 +318,13 @@ def _first_event_time(path: Path) -> float:
 
 @command("rules")
 def _rules(args: argparse.Namespace) -> int:
-    from accesswatch.rules import load_rules
+    from accesswatch.rules import RulePackError, load_rules
 
-    pack = load_rules(args.path)
+    try:
+        pack = load_rules(args.path)
+    except RulePackError as e:  # what this command is for: every problem, one a line
+        print(e, file=sys.stderr)
+        return 1
     print(f"{pack.source}: {len(pack.rules)} rules, version {pack.version}")
     for rule in pack.rules:
         kind = rule.__struct_config__.tag
@@ -232,12 +333,34 @@ def _rules(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run one command; every failure ends in one line on stderr (exit 2 usage, 1 runtime)."""
+    from accesswatch.cli_errors import FAILED, USAGE, debug_from_environment, report
+
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv:
+        print(START, end="")
+        return USAGE
+    debug = debug_from_environment() or "--debug" in argv[: _first_command(argv)]
+    prog = "accesswatch"
     try:
-        return _COMMANDS[args.command](args)
-    except AccessWatchError as e:
-        print(f"accesswatch: {e}", file=sys.stderr)
-        return 2
+        args = build_parser().parse_args(argv)
+        check_paths(args)
+        prog = f"accesswatch {args.command}"
+        code = _COMMANDS[args.command](args)
+        sys.stdout.flush()  # a closed pipe is found here, inside the error path
+        return code
+    except SystemExit as e:  # argparse: --help, --version, or a usage error already said
+        return e.code if isinstance(e.code, int) else (FAILED if e.code else 0)
+    except (Exception, KeyboardInterrupt) as e:
+        return report(e, prog, debug=debug)
+
+
+def _first_command(argv: list[str]) -> int:
+    """Index of the first argument that is not a top-level option."""
+    for i, arg in enumerate(argv):
+        if not arg.startswith("-"):
+            return i
+    return len(argv)
 
 
 if __name__ == "__main__":

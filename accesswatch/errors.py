@@ -36,3 +36,7 @@ class RulesError(AccessWatchError):
 
 class ReferenceDataError(AccessWatchError):
     """A reference-data file could not be read."""
+
+
+class UsageError(AccessWatchError):
+    """The command line or a setting asks for something that cannot be: the CLI exits 2."""

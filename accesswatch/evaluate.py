@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from accesswatch.contract.timestamps import parse_ts
+from accesswatch.errors import AccessWatchError
 
 SCENARIOS = {
     "S01": "self_lookup",
@@ -140,6 +141,47 @@ def _day_start(t: float) -> float:
     return t - t % 86400
 
 
+LABEL_FIELDS = ("incident_id", "scenario", "user_id", "event_ids", "first_ts")
+ALERT_FIELDS = ("alert_id", "user_id", "rule_id", "event_ids", "first_seen", "last_seen")
+
+
+def load_labels(path: Path) -> dict[str, Any]:
+    """The labels ``accesswatch generate`` wrote, or ``AccessWatchError`` saying what is wrong."""
+    where = f"--labels {path}"
+    hint = "give the labels.json that `accesswatch generate` wrote"
+    try:
+        labels = json.loads(path.read_bytes())
+    except json.JSONDecodeError as e:
+        raise AccessWatchError(f"{where}:{e.lineno}: not valid JSON ({e.msg}); {hint}") from None
+    except UnicodeDecodeError:
+        raise AccessWatchError(f"{where}: not UTF-8 text; {hint}") from None
+    if not isinstance(labels, dict) or not isinstance(labels.get("incidents"), list):
+        raise AccessWatchError(f'{where}: not a labels file (no "incidents" list); {hint}')
+    for n, incident in enumerate(labels["incidents"], 1):
+        lacking = [k for k in LABEL_FIELDS if not isinstance(incident, dict) or k not in incident]
+        if lacking:
+            raise AccessWatchError(f"{where}: incident {n} lacks {', '.join(lacking)}; {hint}")
+    return labels
+
+
 def load_alerts(path: Path) -> list[dict[str, Any]]:
+    """The alerts JSONL a backtest wrote, or ``AccessWatchError`` naming the line at fault."""
+    where = f"--alerts {path}"
+    hint = "give the alerts file `accesswatch backtest --out` wrote (one alert a line)"
+    alerts = []
     with path.open("rb") as f:
-        return [json.loads(line) for line in f if line.strip()]
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                alert = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise AccessWatchError(f"{where}:{n}: not valid JSON ({e.msg}); {hint}") from None
+            except UnicodeDecodeError:
+                raise AccessWatchError(f"{where}:{n}: not UTF-8 text; {hint}") from None
+            lacking = [k for k in ALERT_FIELDS if not isinstance(alert, dict) or k not in alert]
+            if lacking:
+                raise AccessWatchError(f"{where}:{n}: not an alert, it lacks "
+                                       f"{', '.join(lacking)}; {hint}")
+            alerts.append(alert)
+    return alerts

@@ -25,7 +25,7 @@ from accesswatch.contract.reference import (
     normalise_surname,
 )
 from accesswatch.contract.timestamps import parse_ts
-from accesswatch.errors import InvalidRecord
+from accesswatch.errors import InvalidRecord, UsageError
 
 FILES = {
     "staff": "staff.jsonl",
@@ -290,3 +290,34 @@ def load_reference_dir(directory: Path) -> tuple[ReferenceData, list[str]]:
             else:
                 ref.apply(kind, getattr(rec, key_field), rec)
     return ref, problems
+
+
+def require_reference(directory: Path, option: str, *, every_file: bool,
+                      allow_empty: bool) -> None:
+    """Refuse a reference directory that cannot be what was meant, saying which files lack.
+
+    ``every_file``: the detection needs all four files and some staff (without
+    them every member is unknown and every query alerts); otherwise one file
+    with one record will do.  ``allow_empty`` accepts whatever is there.
+    """
+    if allow_empty:
+        return
+    names = list(FILES.values())
+    present = [name for name in names if (directory / name).is_file()]
+    missing = [name for name in names if name not in present]
+    hint = "give the directory `accesswatch generate` wrote, or --allow-empty"
+    if not present:
+        raise UsageError(f"{option} {directory}: holds none of {', '.join(names)} ({hint})")
+    if every_file and missing:
+        raise UsageError(f"{option} {directory}: {', '.join(missing)} missing ({hint})")
+    empty = [name for name in present if not _holds_a_record(directory / name)]
+    if len(empty) == len(present):
+        raise UsageError(f"{option} {directory}: {', '.join(empty)} hold no records ({hint})")
+    if every_file and FILES["staff"] in empty:
+        raise UsageError(f"{option} {directory}: {FILES['staff']} holds no records, so every "
+                         f"member would be unknown ({hint})")
+
+
+def _holds_a_record(path: Path) -> bool:
+    with path.open("rb") as f:
+        return any(line.strip() for line in f)

@@ -6,38 +6,58 @@ import argparse
 import getpass
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
+
+from accesswatch.cli_args import existing_file, output_file, port
 
 Handler = Callable[[argparse.Namespace], int]
 
 
 def add_console_commands(sub: Any) -> dict[str, Handler]:
-    c = sub.add_parser("console", help="the security-operations console (web): live alerts, "
-                                       "evidence, triage")
-    c.add_argument("--host", help="address to serve on (default 127.0.0.1)")
-    c.add_argument("--port", type=int, help="port to serve on (default 8080)")
-    c.add_argument("--users", type=Path, help="users file (YAML with hashed passwords)")
-    c.add_argument("--webhook-url", help="also POST each alert, as ECS JSON, to this URL")
+    c = sub.add_parser(
+        "console", help="the security-operations console (web): live alerts, evidence, triage",
+        description="Serve the console (no ACTION), or run one of its actions. Serving waits "
+        "for ever for an unreachable broker unless ACCESSWATCH_BROKER_WAIT is set; "
+        "export-ecs gives up after ACCESSWATCH_BROKER_WAIT seconds (default 30).",
+        epilog="examples:\n"
+        "  accesswatch console hash-password        # for the users file\n"
+        "  accesswatch console --users users.yaml --port 8080\n"
+        "  accesswatch console export-ecs --out alerts.ecs.ndjson")
+    c.add_argument("--host", metavar="HOST",
+                   help="address to serve on (default: ACCESSWATCH_CONSOLE_HOST, 127.0.0.1)")
+    c.add_argument("--port", type=port, metavar="PORT",
+                   help="port to serve on (default: ACCESSWATCH_CONSOLE_PORT, 8080)")
+    c.add_argument("--users", type=existing_file, metavar="FILE",
+                   help="users file, YAML with hashed passwords "
+                   "(default: ACCESSWATCH_CONSOLE_USERS; required to serve)")
+    c.add_argument("--webhook-url", metavar="URL",
+                   help="also POST each alert, as ECS JSON, to this URL "
+                   "(default: ACCESSWATCH_CONSOLE_WEBHOOK_URL, else none)")
     actions = c.add_subparsers(dest="console_action", metavar="ACTION")
-    hp = actions.add_parser("hash-password", help="print a password hash for the users file")
-    hp.add_argument("--stdin", action="store_true", help="read the password from standard input")
-    ex = actions.add_parser("export-ecs", help="write every alert on the topic as ECS NDJSON")
-    ex.add_argument("--out", type=Path, help="file to write (default: standard output)")
+    hp = actions.add_parser("hash-password", help="print a password hash for the users file",
+                            epilog="example:\n  accesswatch console hash-password --stdin "
+                            "< password.txt")
+    hp.add_argument("--stdin", action="store_true",
+                    help="read the password from standard input (default: ask twice)")
+    ex = actions.add_parser("export-ecs", help="write every alert on the topic as ECS NDJSON",
+                            epilog="example:\n  accesswatch console export-ecs --out "
+                            "alerts.ecs.ndjson")
+    ex.add_argument("--out", type=output_file, metavar="FILE",
+                    help="file to write (default: standard output)")
     return {"console": _console}
 
 
 def _console(args: argparse.Namespace) -> int:
     if args.console_action == "hash-password":
         return _hash_password(args)
-    from accesswatch.ops.commands import _friendly
-
-    return _friendly(_export_ecs if args.console_action == "export-ecs" else _serve)(args)
+    return _export_ecs(args) if args.console_action == "export-ecs" else _serve(args)
 
 
-def _settings(**overrides: Any) -> Any:
+def console_settings(**overrides: Any) -> Any:
+    from accesswatch.ops.environment import warn_unknown_variables
     from console.config import ConsoleSettings
 
+    warn_unknown_variables()
     return ConsoleSettings(**{k: v for k, v in overrides.items() if v is not None})
 
 
@@ -49,17 +69,17 @@ def _serve(args: argparse.Namespace) -> int:
     from accesswatch.ops.commands import _ready
     from console.server import configure_logging, run_console
 
-    s = _settings(console_host=args.host, console_port=args.port, console_users=args.users,
-                  console_webhook_url=args.webhook_url)
+    s = console_settings(console_host=args.host, console_port=args.port, console_users=args.users,
+                          console_webhook_url=args.webhook_url)
     configure_logging(s.log_level)
-    return run_console(s, _say, lambda: _ready(s))
+    return run_console(s, _say, lambda: _ready(s, one_shot=False))
 
 
 def _export_ecs(args: argparse.Namespace) -> int:
     from accesswatch.ops.commands import _ready
     from console.siem import export_ecs
 
-    s = _settings()
+    s = console_settings()
     _ready(s)
     if args.out is None:
         written = export_ecs(s, sys.stdout)

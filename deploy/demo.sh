@@ -22,7 +22,6 @@ say() { printf '\033[1;36m==> %s\033[0m\n' "$*" >&2; }
 DEMO=$(mktemp -d -t accesswatch-demo.XXXXXX)
 KAFKA_PORT=$(free_port)
 METRICS_PORT=$(free_port)
-WEB_PORT=$(free_port)
 export ACCESSWATCH_BOOTSTRAP_SERVERS=127.0.0.1:$KAFKA_PORT
 export ACCESSWATCH_METRICS_PORT=$METRICS_PORT
 export ACCESSWATCH_DATA_DIR=$DEMO/faust
@@ -74,7 +73,7 @@ say "training the anomaly model on the first day of that force"
     --days 1 --alert-rate 0.002 >&2
 
 say "starting a worker (log: $DEMO/worker.log)"
-"$AW" worker --web-host 127.0.0.1 --web-port "$WEB_PORT" --metrics-port "$METRICS_PORT" \
+"$AW" worker --metrics-port "$METRICS_PORT" \
     --model "$DEMO/model.skops" >"$DEMO/worker.log" 2>&1 &
 PIDS+=($!)
 "$PY" - "$METRICS_PORT" "${PIDS[0]}" <<'EOF'

@@ -164,7 +164,9 @@ class Pipeline:
         await self.checkpoint.handle(messages)
 
     async def stop(self) -> None:
-        """A last checkpoint, then the clients close."""
+        """A last checkpoint, then the clients close; one line says what this run did."""
+        log.info("stopping after %s", ", ".join(f"{n:,} {what}" for what, n
+                                                 in self.checkpoint.totals.items()))
         try:
             await self.checkpoint.close()
         except Exception as e:

@@ -71,6 +71,7 @@ class Checkpoint:
         self.committed: dict[int, int] = {}
         self.careful: dict[int, int] = {}  # partition → last offset to take a batch at a time
         self.last_commit = time.monotonic()
+        self.totals = {"events": 0, "dead-lettered": 0, "alerts": 0, "updates": 0}
 
     def use(self, producer: Any) -> None:
         """The producer of alerts, dead letters and state (aiokafka's ``AIOKafkaProducer``)."""
@@ -190,6 +191,9 @@ class Checkpoint:
             await self._release()
             self.metrics.record(out, sent, len(messages), time.perf_counter() - started,
                                 time.time())
+            for what, n in (("events", len(messages)), ("dead-lettered", len(out.rejected)),
+                            ("alerts", len(sent.new)), ("updates", len(sent.updates))):
+                self.totals[what] += n
             if each_batch or self._due():
                 await self._commit()
             return out

@@ -9,12 +9,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from accesswatch.errors import AccessWatchError
 from streams.settings import Settings
 
 log = logging.getLogger("accesswatch.connect")
 
 
-class BrokerUnavailable(Exception):
+class BrokerUnavailable(AccessWatchError):
     """No bootstrap server accepted a connection before the deadline."""
 
 
@@ -80,18 +81,24 @@ def wait_for_broker(s: Settings, *, deadline: float | None = None,
     """Return once the broker is reachable, retrying with backoff (1 s, 2 s, … 30 s).
 
     ``deadline`` is seconds from now (None: wait forever); past it,
-    ``BrokerUnavailable`` says which servers were tried.
+    ``BrokerUnavailable`` says which servers were tried and for how long.  A
+    retry is announced only when another follows it, so a short deadline
+    ends in one line: the giving up.
     """
     say = say or log.warning
     started, delay = time.monotonic(), 1.0
     while not broker_reachable(s):
         waited = time.monotonic() - started
-        if deadline is not None and waited + delay > deadline:
-            raise BrokerUnavailable(f"no Kafka broker reachable at {s.bootstrap_servers} "
-                                    f"after {waited:.0f} s")
-        say(f"no Kafka broker reachable at {s.bootstrap_servers}; retrying in {delay:.0f} s "
-            "(is it running? set ACCESSWATCH_BOOTSTRAP_SERVERS)")
-        time.sleep(delay)
+        if deadline is not None and waited >= deadline:
+            raise BrokerUnavailable(
+                f"no Kafka broker reachable at {s.bootstrap_servers} after {waited:.0f} s "
+                "(is it running? check ACCESSWATCH_BOOTSTRAP_SERVERS; "
+                "ACCESSWATCH_BROKER_WAIT sets how long to wait)")
+        pause = delay if deadline is None else min(delay, deadline - waited)
+        if deadline is None or waited + pause < deadline:
+            say(f"no Kafka broker reachable at {s.bootstrap_servers}; retrying in "
+                f"{pause:.0f} s (is it running? set ACCESSWATCH_BOOTSTRAP_SERVERS)")
+        time.sleep(pause)
         delay = min(delay * 2, 30.0)
 
 

@@ -158,11 +158,6 @@ class Outputs:
         for aid in [a for a, h in self.held.items() if h.partition in gone]:
             del self.held[aid]  # the mark names their members: the next owner sends them
 
-    def held_members(self, partition: int) -> list[str]:
-        """Members of ``partition`` whose stored state holds unpublished versions (mark)."""
-        mark = self.covered.get(partition)
-        return list(mark.held) if mark is not None else []
-
     async def publish(self, out: BatchOutcome, messages: Iterable[Message]) -> Sent:
         """Send the batch's dead letters and alert versions; return once the broker has them.
 
@@ -228,7 +223,8 @@ class Outputs:
         """Hold again what the partition's previous owner held back (its mark names them):
         the next release publishes it."""
         touched: dict[str, tuple[Member, int]] = {}
-        for uid in self.held_members(partition):
+        mark = self.covered.get(partition)
+        for uid in mark.held if mark is not None else ():  # the mark names them
             member = members(uid, partition)
             if member is None:
                 continue

@@ -9,13 +9,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 Guarantee = Literal["at_least_once", "exactly_once"]
+LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 MASK = "********"
+ONE_SHOT_BROKER_WAIT = 30.0  # seconds: one-shot commands give up; the worker waits for ever
 
 
 class Settings(BaseSettings):
@@ -35,8 +37,10 @@ class Settings(BaseSettings):
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
     client_id: str = "accesswatch"
-    broker_wait: float = Field(0.0, ge=0, description="seconds to keep retrying an "
-                               "unreachable broker at start; 0 retries for ever")
+    broker_wait: float | None = Field(None, ge=0, description="seconds to keep retrying an "
+                                      "unreachable broker at start; 0 retries for ever; "
+                                      "unset: the worker and console wait for ever, one-shot "
+                                      "commands give up after 30 s")
 
     # --- topics --------------------------------------------------------------
     app_id: str = Field("accesswatch", description="consumer group, and prefix of the "
@@ -96,15 +100,32 @@ class Settings(BaseSettings):
     # Faust's own web server is not started (streams/app.py): these are accepted, unused.
     web_host: str = "127.0.0.1"
     web_port: int = Field(6066, ge=0, le=65535)
-    log_level: str = "info"
+    log_level: LogLevel = "info"
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower_level(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _check_servers(cls, value: str) -> str:
+        servers = [s.strip() for s in value.split(",") if s.strip()]
+        if not servers:
+            raise ValueError("no server given: expected host:port[,host:port...]")
+        for server in servers:
+            host, _, port = server.rpartition(":")
+            if not host.strip("[]") or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"{server!r} is not host:port (e.g. 127.0.0.1:9092)")
+        return value
 
     @model_validator(mode="after")
     def _check_guarantee(self) -> Settings:
         if self.processing_guarantee != "at_least_once":
-            raise ValueError("processing_guarantee exactly_once is no longer offered: Faust's "
-                             "transactions never covered alerts, dead letters or state "
-                             "(README, Reliability); at_least_once is made duplicate-free "
-                             "by the worker")
+            raise ValueError("ACCESSWATCH_PROCESSING_GUARANTEE=exactly_once is no longer "
+                             "offered: Faust's transactions never covered alerts, dead "
+                             "letters or state; at_least_once (the default) is made "
+                             "duplicate-free by the worker")
         return self
 
     @model_validator(mode="after")
@@ -112,13 +133,20 @@ class Settings(BaseSettings):
         if self.security_protocol.startswith("SASL") and not (
             self.sasl_mechanism and self.sasl_username and self.sasl_password
         ):
-            raise ValueError(f"security_protocol {self.security_protocol} needs "
-                             "sasl_mechanism, sasl_username and sasl_password")
+            raise ValueError(f"ACCESSWATCH_SECURITY_PROTOCOL={self.security_protocol} needs "
+                             "ACCESSWATCH_SASL_MECHANISM, ACCESSWATCH_SASL_USERNAME and "
+                             "ACCESSWATCH_SASL_PASSWORD set too")
         return self
 
     @property
     def servers(self) -> list[str]:
         return [s.strip() for s in self.bootstrap_servers.split(",") if s.strip()]
+
+    def broker_wait_for(self, one_shot: bool) -> float | None:
+        """Seconds to wait for the broker (None: for ever); one-shot commands give up."""
+        if self.broker_wait is None:
+            return ONE_SHOT_BROKER_WAIT if one_shot else None
+        return self.broker_wait or None
 
     @property
     def ref_topics(self) -> dict[str, str]:

@@ -106,14 +106,7 @@ class KafkaSource(ConsumerRebalanceListener):
         self.joined.set()
 
     async def committed(self, partitions: Iterable[int]) -> dict[int, int]:
-        """The next offset to read: the group's committed one, or the first there is."""
-        out = {}
-        for p in partitions:
-            offset = await self.consumer.committed(self.tp(p))
-            if offset is None:
-                offset = (await self.consumer.beginning_offsets([self.tp(p)]))[self.tp(p)]
-            out[p] = offset
-        return out
+        return await committed(self.consumer, self.settings.topic_events, partitions)
 
     async def ends(self, partitions: Iterable[int]) -> dict[int, int]:
         tps = [self.tp(p) for p in partitions]
@@ -181,19 +174,12 @@ class FaustSource:
 
     async def committed(self, partitions: Iterable[int]) -> dict[int, int]:
         s = self.settings
-        tps = [TopicPartition(s.topic_events, p) for p in partitions]
         # A group id without a subscription: this client reads offsets, it never joins.
         consumer = AIOKafkaConsumer(**aiokafka_options(s), group_id=s.app_id,
                                     enable_auto_commit=False)
         await consumer.start()
         try:
-            consumer.assign(tps)
-            out = {}
-            for tp in tps:
-                offset = await consumer.committed(tp)
-                out[tp.partition] = offset if offset is not None else \
-                    (await consumer.beginning_offsets([tp]))[tp]
-            return out
+            return await committed(consumer, s.topic_events, partitions)
         finally:
             await consumer.stop()
 
@@ -213,3 +199,13 @@ class FaustSource:
 
     def seek(self, offsets: dict[int, int]) -> None:
         raise Restart("reading again from the committed offsets")
+
+
+async def committed(consumer: Any, topic: str, partitions: Iterable[int]) -> dict[int, int]:
+    """The next offset to read: the group's committed one, or the first there is."""
+    out = {}
+    for p in partitions:
+        tp = TopicPartition(topic, p)
+        offset = await consumer.committed(tp)
+        out[p] = offset if offset is not None else (await consumer.beginning_offsets([tp]))[tp]
+    return out

@@ -25,6 +25,7 @@ class TopicSpec:
     partitions: int
     config: dict[str, str] = field(default_factory=dict)
     role: str = ""
+    setting: str = ""  # the ACCESSWATCH_* variable that sets its partition count
 
     @property
     def compacted(self) -> bool:
@@ -49,16 +50,22 @@ class TopicStatus:
 def topic_specs(s: Settings) -> list[TopicSpec]:
     dlq_retention = str(int(s.dlq_retention_hours * 3_600_000))
     specs = [
-        TopicSpec(s.topic_events, s.partitions, role="access events, keyed by user_id"),
-        TopicSpec(s.topic_alerts, s.partitions, role="alerts, keyed by user_id"),
+        TopicSpec(s.topic_events, s.partitions, role="access events, keyed by user_id",
+                  setting="ACCESSWATCH_PARTITIONS"),
+        TopicSpec(s.topic_alerts, s.partitions, role="alerts, keyed by user_id",
+                  setting="ACCESSWATCH_PARTITIONS"),
         TopicSpec(s.topic_dlq, s.dlq_partition_count, {"retention.ms": dlq_retention},
-                  role="rejected events (personal data: limited retention)"),
+                  role="rejected events (personal data: limited retention)",
+                  setting="ACCESSWATCH_DLQ_PARTITIONS" if s.dlq_partitions is not None
+                  else "ACCESSWATCH_PARTITIONS"),
     ]
-    specs += [TopicSpec(topic, s.ref_partitions, dict(COMPACT), role=f"reference: {kind}")
+    specs += [TopicSpec(topic, s.ref_partitions, dict(COMPACT), role=f"reference: {kind}",
+                        setting="ACCESSWATCH_REF_PARTITIONS")
               for kind, topic in s.ref_topics.items()]
     # Faust's own: the state changelog must match the events topic partition for partition.
     specs += [
-        TopicSpec(s.state_changelog, s.partitions, dict(COMPACT), role="per-user state changelog"),
+        TopicSpec(s.state_changelog, s.partitions, dict(COMPACT), role="per-user state changelog",
+                  setting="ACCESSWATCH_PARTITIONS"),
         TopicSpec(s.leader_topic, 1, role="Faust assignor leader"),
     ]
     return specs

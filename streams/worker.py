@@ -10,6 +10,7 @@ from typing import Any
 
 from prometheus_client import REGISTRY, disable_created_metrics
 
+from accesswatch.errors import UsageError
 from accesswatch.rules import load_rules
 from streams import kafka_compat
 from streams.connect import quiet_kafka_logs, wait_for_broker
@@ -32,6 +33,11 @@ def run_worker(settings: Settings) -> int:
     logging.basicConfig(level=settings.log_level.upper(),
                         format="[%(asctime)s] %(levelname)s %(name)s: %(message)s")
     quiet_kafka_logs()
+    for given, setting in ((settings.rules_path, "--rules or ACCESSWATCH_RULES_PATH"),
+                           (settings.model_path, "--model or ACCESSWATCH_MODEL_PATH")):
+        if given is not None and not given.is_file():  # said now, not after a slow load
+            what = "is a directory" if given.is_dir() else "no such file"
+            raise UsageError(f"{given}: {what} ({setting}); give an existing file")
     rules = load_rules(settings.rules_path)  # a bad pack stops here: file, line, rule id
     log.info("rule pack %s: %d active rules, version %s", rules.source, len(rules.active),
              rules.version)
@@ -70,14 +76,14 @@ def run_worker(settings: Settings) -> int:
 def _run(settings: Settings, rules: Any, model: Any, metrics: Metrics,
          holder: dict[str, Any]) -> int:
     metrics.broker_up.set(0)
-    wait_for_broker(settings, deadline=settings.broker_wait or None)
+    wait_for_broker(settings, deadline=settings.broker_wait_for(one_shot=False))
     metrics.broker_up.set(1)
     problems, partitions = check_topics(settings)
     if problems:
         for p in problems:
             print(f"accesswatch worker: {p}", file=sys.stderr)
-        print("accesswatch worker: run `accesswatch topics create` first (same settings)",
-              file=sys.stderr)
+        print("accesswatch worker: run `accesswatch topics create` (same settings): it makes "
+              "what is missing and says what to do about the rest", file=sys.stderr)
         return 2
 
     import faust

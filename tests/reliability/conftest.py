@@ -41,7 +41,7 @@ def ledger() -> Ledger:
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    """The figures of every fault test that ran (README's reliability table)."""
+    """The figures of every fault test that ran (the reliability table in docs/live-pipeline.md)."""
     import sys
 
     harness = sys.modules.get("tests.reliability.harness")

@@ -2,7 +2,7 @@
 
 Every fault test reports the same figures (events sent, processed,
 dead-lettered, lost; alert versions published twice), collected in a
-``Ledger`` and printed at the end of the session; README's reliability table
+``Ledger`` and printed at the end of the session; the reliability table in docs/live-pipeline.md
 quotes them.  Alerts are living records (contract v1.1): the topic holds each
 alert's versions, and the newest version of each must equal the backtest's
 alert in every field but the publish fields (``created_at``, ``updated_at``,

@@ -45,7 +45,7 @@ from tests.streams.live import WorkerProcess, total
 pytestmark = pytest.mark.broker
 
 
-# The only guarantee the worker offers (exactly_once is refused: README, Reliability).
+# The only guarantee the worker offers (exactly_once is refused: docs/live-pipeline.md, Reliability).
 GUARANTEE = "at_least_once"
 
 
