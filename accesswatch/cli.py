@@ -128,6 +128,30 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--no-progress", action="store_true",
                    help="draw no progress bar (default: drawn on stderr)")
 
+    w = sub.add_parser(
+        "whatif", help="preview a rule change: alerts gained and lost per rule",
+        description="Run the current rule pack and a proposed one over the same events and "
+        "reference data, and print per rule the alerts before and after, the alert ids "
+        "gained, lost and changed, and the change in alerts per 1,000 staff per day.",
+        epilog="examples:\n"
+        "  accesswatch whatif force/events.jsonl --ref force --rules tuned.yaml\n"
+        "  accesswatch whatif force/events.jsonl --ref force --rules tuned.yaml "
+        "--base current.yaml --model model.skops --json")
+    w.add_argument("events", type=Path, metavar="EVENTS", help="events JSONL file")
+    w.add_argument("--ref", type=existing_dir, required=True, metavar="DIR", help=REF_HELP)
+    w.add_argument("--rules", type=existing_file, required=True, metavar="FILE",
+                   help="the proposed rule pack YAML")
+    w.add_argument("--base", type=existing_file, metavar="FILE",
+                   help="the current rule pack YAML (default: the shipped pack)")
+    w.add_argument("--model", type=existing_file, metavar="FILE",
+                   help="anomaly model file from `accesswatch train`, used by both runs "
+                   "(default: none)")
+    w.add_argument("--json", action="store_true",
+                   help="print the comparison as one JSON object (default: a table)")
+    w.add_argument("--allow-empty", action="store_true", help=ALLOW_EMPTY_HELP)
+    w.add_argument("--no-progress", action="store_true",
+                   help="draw no progress bars (default: drawn on stderr)")
+
     t = sub.add_parser(
         "train", help="fit the isolation-forest model on a period of events",
         description="Fit the anomaly model on the events of a period taken to be ordinary, "
@@ -256,6 +280,29 @@ def _backtest(args: argparse.Namespace) -> int:
         f"{result.rate:,.0f} events/s{processes}",
         file=sys.stderr,
     )
+    return 0
+
+
+@command("whatif")
+def _whatif(args: argparse.Namespace) -> int:
+    from accesswatch.reference import load_reference_dir, require_reference
+    from accesswatch.rules import load_rules
+    from accesswatch.whatif import run_whatif
+
+    require_reference(args.ref, "--ref", every_file=True, allow_empty=args.allow_empty)
+    events = _events_file(args.events)
+    base, proposed = load_rules(args.base), load_rules(args.rules)
+    ref, problems = load_reference_dir(args.ref)
+    for p in problems:
+        print(f"reference: {p}", file=sys.stderr)
+    model = None
+    if args.model is not None:
+        from models import load_model
+
+        model = load_model(args.model)
+    preview = run_whatif(events, ref, base, proposed, model=model,
+                         jobs=default_jobs(events), progress=not args.no_progress)
+    print(json.dumps(preview.to_json(), indent=2) if args.json else preview.to_text())
     return 0
 
 

@@ -95,6 +95,10 @@ CASES = [
     bad("backtest-unknown-flag",
         "backtest {d}/force/events.jsonl --ref {d}/force --out a.jsonl --bogus", USAGE,
         "accesswatch backtest", "--bogus"),
+    # ---- whatif ---------------------------------------------------------------------
+    bad("whatif-rules-missing", "whatif {d}/force/events.jsonl --ref {d}/force --rules nope.yaml",
+        USAGE, "--rules", "nope.yaml: no such file"),
+    bad("whatif-no-rules", "whatif {d}/force/events.jsonl --ref {d}/force", USAGE, "--rules"),
     # ---- train ----------------------------------------------------------------------
     bad("train-ref-missing", "train {d}/force/events.jsonl --ref nope --out m.skops", USAGE,
         "--ref", "nope"),

@@ -45,7 +45,8 @@ from tests.streams.live import WorkerProcess, total
 pytestmark = pytest.mark.broker
 
 
-# The only guarantee the worker offers (exactly_once is refused: docs/live-pipeline.md, Reliability).
+# The only guarantee the worker offers (exactly_once is refused: see the Reliability
+# section of docs/live-pipeline.md).
 GUARANTEE = "at_least_once"
 
 
