@@ -105,7 +105,13 @@ def _run(force: Path, opts: LiveOptions, address: str, work: Path,
 
     raw = max((asyncio.run(_raw_consume(address, lines)) for _ in range(3)),
               key=lambda r: r["events_per_s"])
-    tree = checkout(opts.baseline, work / "baseline") if opts.baseline else None
+    tree = None
+    if opts.baseline:
+        try:
+            tree = checkout(opts.baseline, work / "baseline")
+        except LiveBenchError as e:  # a tree without that history: the rest still runs
+            print(f"benchmarks: no baseline worker ({e}); BENCH_BASELINE= skips it",
+                  file=sys.stderr)
     naive: list[dict[str, Any]] = []
     workers: list[dict[str, Any]] = []
     baseline: list[dict[str, Any]] = []
