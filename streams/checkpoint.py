@@ -91,13 +91,13 @@ class Checkpoint:
             # failed in the rebalance; the stored state has it all).
             kept = {p for p in partitions & self.recovered if self.store.ends.get(p) == ends[p]}
             self._let_go(*(partitions - kept))
-            ahead = {p: self.next[p] for p in kept if self.next.get(p, -1) > offsets[p]}
-            if ahead and not self.source.commits_itself:
+            self.committed.update(offsets)  # as the group holds them
+            if not self.source.commits_itself:  # (Faust's source reads from the committed)
+                ahead = {p: self.next[p] for p in kept if self.next.get(p, -1) > offsets[p]}
                 self.source.seek(ahead)
-                offsets.update(ahead)
+                offsets.update(ahead)  # the next checkpoint commits them
             self.start.update(offsets)
             self.next.update(offsets)
-            self.committed.update({p: o for p, o in offsets.items() if p not in ahead})
             self.owned |= partitions
             self.metrics.partitions.set(len(self.owned))
             for p in partitions:
@@ -166,8 +166,9 @@ class Checkpoint:
                     self.metrics.consumer_gaps.inc()
                 self._rewind({m.partition for m in messages}, {})  # all: none is handled
                 return None
-            careful = any(m.offset <= self.careful.get(m.partition, -1) for m in messages)
-            each_batch = careful or self.source is None or self.source.commits_itself
+            careful = bool(self.careful) and any(
+                m.offset <= self.careful.get(m.partition, -1) for m in messages)
+            each_batch = careful or self._source_commits
             try:
                 out = run_batch(self.detector, messages, self.store.load,
                                 self.store.as_stored if each_batch else None)
@@ -201,7 +202,9 @@ class Checkpoint:
     def _holes(self, messages: list[Message]) -> list[tuple[int, int, int]]:
         """(partition, expected offset, first delivered) where a partition's first events
         after an assignment begin past where it should (a single offset may be a marker)."""
-        out = []
+        out: list[tuple[int, int, int]] = []
+        if not self.start:  # every partition has begun: nothing to check
+            return out
         for m in messages:
             expected = self.start.pop(m.partition, None)
             if expected is not None and m.offset > expected + 1:
@@ -225,6 +228,11 @@ class Checkpoint:
 
     # --- checkpoints -----------------------------------------------------------
 
+    @property
+    def _source_commits(self) -> bool:
+        """Faust's source commits what the agent finished: each batch is a checkpoint."""
+        return self.source is None or self.source.commits_itself
+
     def _due(self) -> bool:
         return time.monotonic() - self.last_commit >= self.settings.commit_interval
 
@@ -235,7 +243,7 @@ class Checkpoint:
         async with self.lock:
             await self._release()
             if (self.store.changed or self._uncommitted()) and \
-                    (self._due() or self.source is None or self.source.commits_itself):
+                    (self._due() or self._source_commits):
                 await self._commit()
 
     async def close(self) -> None:

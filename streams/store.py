@@ -139,9 +139,6 @@ class StateStore:
             self.live.pop(p, None)
             self.ends.pop(p, None)
 
-    def members(self) -> int:
-        return sum(len(records) for records in self.stored.values())
-
 
 async def changelog_ends(s: Settings, partitions: Iterable[int]) -> dict[int, int]:
     """The end offset of each changelog partition."""
