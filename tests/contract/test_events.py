@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator, FormatChecker
 
@@ -207,9 +207,24 @@ def mutate_strategy() -> st.SearchStrategy[dict[str, Any]]:
     return changes.map(apply)
 
 
+def _inexact_whole(value: Any) -> bool:
+    if isinstance(value, float):
+        return value.is_integer() and abs(value) >= 2**53
+    if isinstance(value, dict):
+        return any(_inexact_whole(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_inexact_whole(v) for v in value)
+    return False
+
+
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(mutate_strategy())
+@example({**VALID, "result_count": 2.0**53 + 2})  # set aside below; found by CI once
 def test_decoder_agrees_with_json_schema(event: dict[str, Any]) -> None:
+    # A whole-valued float past 2**53 (9007199254740994.0): JSON Schema calls it an
+    # integer, but it cannot be an exact one, and the decoder refuses it for an integer
+    # field on purpose (tests/reliability/test_hostile_input.py sets it aside the same way).
+    assume(not _inexact_whole(event))
     expected = VALIDATOR.is_valid(event)
     try:
         decode_event(encode(event))
