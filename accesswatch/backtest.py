@@ -6,6 +6,10 @@ process reads the whole file, keeps its members' events and runs the core over
 them, and the parent merges their books.  The core is per member, so the
 output is the same file either way; and since each member's events are judged
 in event time, the same whatever order the file delivers them in.
+
+``read_events`` decodes a file once for tools that judge the same history
+with one pack after another (``whatif``, ``budget``): ``run_backtest`` takes
+its result in place of the path.
 """
 
 from __future__ import annotations
@@ -118,8 +122,39 @@ class _UserKey(msgspec.Struct):
 _user_key = msgspec.json.Decoder(_UserKey)
 
 
+@dataclass
+class ParsedEvents:
+    """An events file decoded once: its valid events in file order, and the lines refused."""
+
+    path: Path
+    events: list[AccessEvent]
+    rejected: int
+    _parts: dict[int, list[list[AccessEvent]]] = field(default_factory=dict, repr=False)
+
+    def of(self, share: Share | None) -> list[AccessEvent]:
+        """The events of one share of the members (split once per number of shares)."""
+        if share is None:
+            return self.events
+        parts = self._parts.get(share.jobs)
+        if parts is None:
+            parts = self._parts[share.jobs] = [[] for _ in range(share.jobs)]
+            for event in self.events:
+                parts[share.of(event.user_id)].append(event)
+        return parts[share.part]
+
+
+def read_events(path: Path, *, progress: bool = False) -> ParsedEvents:
+    """Decode ``path`` once; lines that break the contract are counted, not kept."""
+    events: list[AccessEvent] = []
+    rejected = 0
+    for batch, _, _, bad in _batches(path, progress, desc="read"):
+        events.extend(batch)
+        rejected += len(bad)
+    return ParsedEvents(path, events, rejected)
+
+
 def run_backtest(
-    events_path: Path,
+    events_path: Path | ParsedEvents,
     ref: ReferenceData,
     rules: RulePack | None = None,
     *,
@@ -129,7 +164,10 @@ def run_backtest(
     model: Model | None = None,
     jobs: int = 1,
 ) -> BacktestResult:
-    """Run the core over ``events_path``; ``jobs`` processes split the members."""
+    """Run the core over ``events_path`` (or events read before); ``jobs`` processes split
+    the members.  Rejects are written only from a path: parsed events keep no lines."""
+    if isinstance(events_path, ParsedEvents) and rejects_path is not None:
+        raise ValueError("rejects are written from the events file, not parsed events")
     detector = detector or Detector(rules, ref, model=model)
     jobs = jobs if jobs > 1 and "fork" in multiprocessing.get_all_start_methods() else 1
     started = time.perf_counter()
@@ -138,12 +176,17 @@ def run_backtest(
             result = _run_alone(events_path, detector, rejects_path, progress)
         else:
             result = _run_shares(events_path, detector, jobs, rejects_path, progress)
+    if isinstance(events_path, ParsedEvents):
+        result.rejected += events_path.rejected
     result.seconds = time.perf_counter() - started
     return result
 
 
+Source = Path | ParsedEvents
+
+
 def _run_alone(
-    path: Path, detector: Detector, rejects_path: Path | None, progress: bool
+    path: Source, detector: Detector, rejects_path: Path | None, progress: bool
 ) -> BacktestResult:
     rejects = rejects_path.open("wb") if rejects_path is not None else None
     try:
@@ -174,7 +217,7 @@ def _result(book: AlertBook, events: int, rejected: int, jobs: int = 1) -> Backt
 
 
 def _run_share(
-    path: Path,
+    path: Source,
     detector: Detector,
     share: Share | None,
     progress: bool,
@@ -184,7 +227,11 @@ def _run_share(
     members: dict[str, Member] = {}
     book = AlertBook()
     events = rejected = 0
-    for batch, lines, raws, bad in _batches(path, progress, share):
+    if isinstance(path, Path):
+        batches = _batches(path, progress, share)
+    else:  # no lines to reject: they were counted when the file was read
+        batches, reject = _parsed_batches(path.of(share), progress), None
+    for batch, lines, raws, bad in batches:
         events += len(batch)
         rejected += len(bad)
         if reject is not None:
@@ -215,9 +262,12 @@ class _ShareOutcome:
 
 
 def _run_shares(
-    path: Path, detector: Detector, jobs: int, rejects_path: Path | None, progress: bool
+    path: Source, detector: Detector, jobs: int, rejects_path: Path | None, progress: bool
 ) -> BacktestResult:
-    # fork: the children start with the reference data, rules and model loaded.
+    # fork: the children start with the reference data, rules and model loaded (and
+    # parsed events already split, once, here).
+    if isinstance(path, ParsedEvents):
+        path.of(Share(0, jobs))
     context = multiprocessing.get_context("fork")
     receivers, processes = [], []
     for part in range(jobs):
@@ -256,7 +306,7 @@ def _run_shares(
 
 
 def _share_main(
-    path: Path, detector: Detector, share: Share, progress: bool, send: Connection
+    path: Source, detector: Detector, share: Share, progress: bool, send: Connection
 ) -> None:
     try:
         rejects: list[tuple[int, bytes]] = []
@@ -303,9 +353,12 @@ def _few_collections() -> Iterator[None]:
         gc.unfreeze()
 
 
+Batch = tuple[list[AccessEvent], list[int], list[bytes], list[Bad]]
+
+
 def _batches(
-    path: Path, progress: bool, share: Share | None = None
-) -> Iterator[tuple[list[AccessEvent], list[int], list[bytes], list[Bad]]]:
+    path: Path, progress: bool, share: Share | None = None, desc: str = "backtest"
+) -> Iterator[Batch]:
     """Events in batches, with their file lines and bytes, and the lines refused.
 
     With a ``share``, only its members' events; a line no member can be read
@@ -318,7 +371,7 @@ def _batches(
         unit_scale=True,
         disable=not progress,
         file=sys.stderr,
-        desc="backtest",
+        desc=desc,
     )
     batch: list[AccessEvent] = []
     lines: list[int] = []
@@ -354,6 +407,16 @@ def _batches(
                 done = 0
         yield batch, lines, raws, bad
         bar.update(done)
+
+
+def _parsed_batches(events: list[AccessEvent], progress: bool) -> Iterator[Batch]:
+    """Parsed events in batches, as ``_batches`` gives them, without lines or bytes."""
+    with tqdm(total=len(events), unit="ev", unit_scale=True, disable=not progress,
+              file=sys.stderr, desc="backtest") as bar:
+        for start in range(0, len(events), BATCH):
+            batch = events[start : start + BATCH]
+            yield batch, [], [], []
+            bar.update(len(batch))
 
 
 _encoder = msgspec.json.Encoder()

@@ -7,7 +7,10 @@ import json
 import os
 import sys
 from collections.abc import Callable
+from datetime import date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 from accesswatch import __version__
 from accesswatch.cli_args import (
@@ -22,6 +25,9 @@ from accesswatch.cli_args import (
     whole,
 )
 from accesswatch.errors import AccessWatchError, UsageError
+
+if TYPE_CHECKING:
+    from accesswatch.rules import RulePack
 
 Handler = Callable[[argparse.Namespace], int]
 _COMMANDS: dict[str, Handler] = {}
@@ -58,6 +64,16 @@ def _staff(text: str) -> int:
 
     return whole(MIN_STAFF, f"{{value}} is too few: at least {MIN_STAFF} are needed to "
                  "place every scenario")(text)
+
+
+def _start_date(text: str) -> datetime:
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a date like 2026-07-06"
+        ) from None
+    return datetime(day.year, day.month, day.day, tzinfo=ZoneInfo("Europe/London"))
 
 
 def _days(text: str) -> int:
@@ -98,8 +114,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="days of activity (at least 3)")
     g.add_argument("--seed", type=int, default=7, metavar="N",
                    help="random seed: the same seed gives the same force")
+    g.add_argument("--start", type=_start_date, default=None, metavar="DATE",
+                   help="first day of the feed, YYYY-MM-DD (a summer date puts the force "
+                   "in British Summer Time) (default: 2026-03-02)")
     g.add_argument("--invalid-lines", type=whole(0), default=0, metavar="N",
                    help="also write this many invalid event lines (for dead-letter demos)")
+    g.add_argument("--variants", action="store_true",
+                   help="also write the variants: misuse shaped to stay just under the "
+                   "rules' thresholds, labelled V08, V09, V12 and V13 (the rest of the "
+                   "force is unchanged)")
 
     b = sub.add_parser(
         "backtest", help="run the detection core over an events file",
@@ -128,29 +151,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--no-progress", action="store_true",
                    help="draw no progress bar (default: drawn on stderr)")
 
-    w = sub.add_parser(
-        "whatif", help="preview a rule change: alerts gained and lost per rule",
-        description="Run the current rule pack and a proposed one over the same events and "
-        "reference data, and print per rule the alerts before and after, the alert ids "
-        "gained, lost and changed, and the change in alerts per 1,000 staff per day.",
-        epilog="examples:\n"
-        "  accesswatch whatif force/events.jsonl --ref force --rules tuned.yaml\n"
-        "  accesswatch whatif force/events.jsonl --ref force --rules tuned.yaml "
-        "--base current.yaml --model model.skops --json")
-    w.add_argument("events", type=Path, metavar="EVENTS", help="events JSONL file")
-    w.add_argument("--ref", type=existing_dir, required=True, metavar="DIR", help=REF_HELP)
-    w.add_argument("--rules", type=existing_file, required=True, metavar="FILE",
-                   help="the proposed rule pack YAML")
-    w.add_argument("--base", type=existing_file, metavar="FILE",
-                   help="the current rule pack YAML (default: the shipped pack)")
-    w.add_argument("--model", type=existing_file, metavar="FILE",
-                   help="anomaly model file from `accesswatch train`, used by both runs "
-                   "(default: none)")
-    w.add_argument("--json", action="store_true",
-                   help="print the comparison as one JSON object (default: a table)")
-    w.add_argument("--allow-empty", action="store_true", help=ALLOW_EMPTY_HELP)
-    w.add_argument("--no-progress", action="store_true",
-                   help="draw no progress bars (default: drawn on stderr)")
+    # whatif and budget: rule packs run over one history, to tune them.
+    from accesswatch.cli_tuning import add_commands as add_tuning_commands
+
+    _COMMANDS.update(add_tuning_commands(sub, REF_HELP, ALLOW_EMPTY_HELP))
 
     t = sub.add_parser(
         "train", help="fit the isolation-forest model on a period of events",
@@ -171,8 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--days", type=number(0, above=True), metavar="DAYS",
                    help="learn from the first DAYS days (from --since, else the first event; "
                    "default: all)")
-    t.add_argument("--alert-rate", type=number(0, above=True, maximum=1), default=0.0002,
-                   metavar="SHARE", help="share of feature rows allowed past the alert threshold")
+    t.add_argument("--alert-rate", type=number(0, above=True, maximum=1), default=0.03,
+                   metavar="SHARE", help="share of the training member-hours with doubtful work "
+                   "allowed past the alert threshold")
     t.add_argument("--seed", type=int, default=0, metavar="N", help="random seed of the forest")
     t.add_argument("--allow-empty", action="store_true", help=ALLOW_EMPTY_HELP)
 
@@ -211,7 +216,13 @@ def _generate(args: argparse.Namespace) -> int:
     from accesswatch.generate import generate_force
 
     summary = generate_force(
-        args.out, staff=args.staff, days=args.days, seed=args.seed, invalid_lines=args.invalid_lines
+        args.out,
+        staff=args.staff,
+        days=args.days,
+        seed=args.seed,
+        start=args.start,
+        invalid_lines=args.invalid_lines,
+        variants=args.variants,
     )
     print(json.dumps(summary, indent=2))
     return 0
@@ -231,7 +242,7 @@ def default_jobs(events: Path) -> int:
     return min(cores or 1, MAX_AUTO_JOBS) if big else 1
 
 
-def _events_file(path: Path) -> Path:
+def events_file(path: Path) -> Path:
     """EVENTS checked after --ref: a wrong reference directory stops before events are read."""
     try:
         return existing_file.check(str(path))
@@ -239,15 +250,24 @@ def _events_file(path: Path) -> Path:
         raise UsageError(f"EVENTS {e}") from None
 
 
+def load_pack(path: Path | None) -> RulePack:
+    """A rule pack (the shipped one for None), its warnings on stderr, one line each."""
+    from accesswatch.rules import load_rules
+
+    pack = load_rules(path)
+    for warning in pack.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return pack
+
+
 @command("backtest")
 def _backtest(args: argparse.Namespace) -> int:
     from accesswatch.backtest import run_backtest, write_alerts
     from accesswatch.reference import load_reference_dir, require_reference
-    from accesswatch.rules import load_rules
 
     require_reference(args.ref, "--ref", every_file=True, allow_empty=args.allow_empty)
-    events = _events_file(args.events)
-    rules = load_rules(args.rules)
+    events = events_file(args.events)
+    rules = load_pack(args.rules)
     ref, problems = load_reference_dir(args.ref)
     for p in problems:
         print(f"reference: {p}", file=sys.stderr)
@@ -283,29 +303,6 @@ def _backtest(args: argparse.Namespace) -> int:
     return 0
 
 
-@command("whatif")
-def _whatif(args: argparse.Namespace) -> int:
-    from accesswatch.reference import load_reference_dir, require_reference
-    from accesswatch.rules import load_rules
-    from accesswatch.whatif import run_whatif
-
-    require_reference(args.ref, "--ref", every_file=True, allow_empty=args.allow_empty)
-    events = _events_file(args.events)
-    base, proposed = load_rules(args.base), load_rules(args.rules)
-    ref, problems = load_reference_dir(args.ref)
-    for p in problems:
-        print(f"reference: {p}", file=sys.stderr)
-    model = None
-    if args.model is not None:
-        from models import load_model
-
-        model = load_model(args.model)
-    preview = run_whatif(events, ref, base, proposed, model=model,
-                         jobs=default_jobs(events), progress=not args.no_progress)
-    print(json.dumps(preview.to_json(), indent=2) if args.json else preview.to_text())
-    return 0
-
-
 @command("evaluate")
 def _evaluate(args: argparse.Namespace) -> int:
     from accesswatch.evaluate import evaluate, load_alerts, load_labels
@@ -325,7 +322,7 @@ def _train(args: argparse.Namespace) -> int:
     from models.train import feature_rows, fit
 
     require_reference(args.ref, "--ref", every_file=True, allow_empty=args.allow_empty)
-    events = _events_file(args.events)
+    events = events_file(args.events)
     ref, problems = load_reference_dir(args.ref)
     for p in problems:
         print(f"reference: {p}", file=sys.stderr)
@@ -339,13 +336,14 @@ def _train(args: argparse.Namespace) -> int:
     version = save_model(model, args.out)
     m = model.meta
     print(
-        f"trained {args.out} (version {version}) on {m['rows']:,} feature rows from "
+        f"trained {args.out} (version {version}) on {m['rows']:,} member-hours of doubtful "
+        f"work from "
         f"{m['users']:,} members, {m['trained_from']} to {m['trained_to']}, "
         f"in {time.perf_counter() - started:.1f} s"
     )
     print(
-        f"thresholds: alert {model.threshold:.4f} (top {args.alert_rate:.2%} of rows), "
-        f"weak signal {model.odd_threshold:.4f}; peer groups {len(model.peer_usual) - 1}"
+        f"thresholds: alert {model.threshold:.4f} (top {args.alert_rate:.2%} of them), "
+        f"weak signal {model.odd_threshold:.4f}; peer groups {len(model.peer_median)}"
     )
     return 0
 
@@ -365,14 +363,15 @@ def _first_event_time(path: Path) -> float:
 
 @command("rules")
 def _rules(args: argparse.Namespace) -> int:
-    from accesswatch.rules import RulePackError, load_rules
+    from accesswatch.rules import RulePackError
 
     try:
-        pack = load_rules(args.path)
+        pack = load_pack(args.path)
     except RulePackError as e:  # what this command is for: every problem, one a line
         print(e, file=sys.stderr)
         return 1
-    print(f"{pack.source}: {len(pack.rules)} rules, version {pack.version}")
+    expiry = f"; next allow-list expiry {pack.next_expiry}" if pack.next_expiry else ""
+    print(f"{pack.source}: {len(pack.rules)} rules, version {pack.version}{expiry}")
     for rule in pack.rules:
         kind = rule.__struct_config__.tag
         print(f"  {rule.id:<8} {rule.severity:<8} {rule.status:<12} {kind:<18} {rule.title}")

@@ -26,6 +26,14 @@ SCENARIOS = {
     "S12": "bulk_export",
     "S13": "out_of_area",
 }
+# Misuse shaped to stay under the rules' thresholds (``generate --variants``):
+# scored in a block of their own, to show what the model adds.
+VARIANTS = {
+    "V08": "slow_harvest",
+    "V09": "enumeration_bursts",
+    "V12": "spread_export",
+    "V13": "out_of_area_circle",
+}
 
 
 @dataclass
@@ -49,6 +57,24 @@ class Scorecard:
     days: float
     by_rule: dict[str, dict[str, int]] = field(default_factory=dict)
     missed: list[str] = field(default_factory=list)
+    # Alerts sharing an event with each detected incident: one analyst's worth of
+    # work per incident is the aim, so the mean and the worst case both matter.
+    per_incident: list[int] = field(default_factory=list)
+    variants: list[ScenarioScore] = field(default_factory=list)
+    evidence: ModelEvidence | None = None
+
+    @property
+    def variant_recall(self) -> float | None:
+        """Recall over every variant incident (``generate --variants``); None without any."""
+        n = sum(v.incidents for v in self.variants)
+        return sum(v.detected for v in self.variants) / n if n else None
+
+    @property
+    def alerts_per_incident(self) -> tuple[float, int]:
+        """(mean, max) alerts per detected incident; (0, 0) when none was detected."""
+        if not self.per_incident:
+            return 0.0, 0
+        return sum(self.per_incident) / len(self.per_incident), max(self.per_incident)
 
     @property
     def false_per_1000_staff_day(self) -> float:
@@ -66,6 +92,13 @@ class Scorecard:
             "days": self.days,
             "by_rule": self.by_rule,
             "missed": self.missed,
+            "alerts_per_detected_incident": {
+                "mean": round(self.alerts_per_incident[0], 3),
+                "max": self.alerts_per_incident[1],
+            },
+            "variants": [{**asdict(s), "recall": s.recall} for s in self.variants],
+            "variant_recall": self.variant_recall,
+            "model_evidence": None if self.evidence is None else self.evidence.to_json(),
         }
 
     def to_text(self) -> str:
@@ -78,11 +111,24 @@ class Scorecard:
             f"alerts {self.alerts}, false alerts {self.false_alerts} "
             f"({self.false_per_1000_staff_day:.2f} per 1,000 staff per day; "
             f"{self.staff} staff, {self.days:g} days)",
+            "alerts per detected incident: mean {:.2f}, max {}".format(*self.alerts_per_incident),
             "",
             f"{'rule':<10} {'alerts':>7} {'true':>6} {'false':>6}",
         ]
         for rule_id, c in sorted(self.by_rule.items()):
             lines.append(f"{rule_id:<10} {c['alerts']:>7} {c['true']:>6} {c['false']:>6}")
+        if self.variants:
+            lines += ["", f"{'variant':<22} {'incidents':>9} {'detected':>9} {'recall':>7}"]
+            for s in self.variants:
+                recall = "-" if s.recall is None else f"{s.recall:.2f}"
+                lines.append(
+                    f"{s.scenario} {s.name:<18} {s.incidents:>9} {s.detected:>9} {recall:>7}"
+                )
+            n, found = (sum(v.incidents for v in self.variants),
+                        sum(v.detected for v in self.variants))
+            lines.append(f"{'all variants':<22} {n:>9} {found:>9} {self.variant_recall:>7.2f}")
+        if self.evidence is not None:
+            lines += ["", self.evidence.to_text()]
         if self.missed:
             lines += ["", "missed incidents: " + ", ".join(self.missed)]
         return "\n".join(lines)
@@ -110,16 +156,23 @@ def evaluate(
         incidents = [i for i in incidents if parse_ts(i["first_ts"]) >= since]
         alerts = [a for a in alerts if parse_ts(a["last_seen"]) >= since]
         days = max(0.0, days - max(0.0, since - _day_start(start)) / 86400)
-    by_user: dict[str, set[str]] = {}
+    by_user: dict[str, list[set[str]]] = {}
     for alert in alerts:
-        by_user.setdefault(alert["user_id"], set()).update(alert["event_ids"])
+        by_user.setdefault(alert["user_id"], []).append(set(alert["event_ids"]))
     total: Counter[str] = Counter()
     detected: Counter[str] = Counter()
     missed = []
+    per_incident = []
     for inc in incidents:
         total[inc["scenario"]] += 1
-        if by_user.get(inc["user_id"], set()).intersection(inc["event_ids"]):
+        labelled_here = set(inc["event_ids"])
+        theirs = by_user.get(inc["user_id"], ())
+        hits = sum(1 for ids in theirs if not ids.isdisjoint(labelled_here))
+        if hits:
             detected[inc["scenario"]] += 1
+            per_incident.append(hits)
+            if inc["scenario"] in VARIANTS:  # not in the scenarios' alerts per incident
+                per_incident.pop()
         else:
             missed.append(f"{inc['scenario']}:{inc['incident_id']}")
     by_rule: dict[str, dict[str, int]] = {}
@@ -132,9 +185,98 @@ def evaluate(
         else:
             c["false"] += 1
             false += 1
-    codes = sorted(set(SCENARIOS) | set(total))
+    codes = sorted((set(SCENARIOS) | set(total)) - set(VARIANTS))
     scores = [ScenarioScore(c, SCENARIOS.get(c, "?"), total[c], detected[c]) for c in codes]
-    return Scorecard(scores, len(alerts), false, int(labels.get("staff", 0)), days, by_rule, missed)
+    variants = [ScenarioScore(c, name, total[c], detected[c])
+                for c, name in VARIANTS.items() if total[c]]
+    return Scorecard(
+        scores,
+        len(alerts),
+        false,
+        int(labels.get("staff", 0)),
+        days,
+        by_rule,
+        missed,
+        per_incident,
+        variants,
+        model_evidence(labels["incidents"], alerts),
+    )
+
+
+@dataclass
+class ModelEvidence:
+    """How much of the true model alerts' evidence is their incident's own events.
+
+    An alert another rule's firings joined (a reason "also AW-…") holds that
+    rule's evidence too, so the share is also given for the alerts the model
+    raised alone: its own evidence.
+    """
+
+    alerts: int = 0  # true model alerts
+    event_ids: int = 0  # the event ids they list
+    inside: int = 0  # ... that are labelled events of the member's incident
+    worst: float = 1.0  # the lowest share of any one alert
+    alone: int = 0  # true model alerts no other rule joined
+    alone_ids: int = 0
+    alone_inside: int = 0
+
+    @property
+    def share(self) -> float | None:
+        return self.inside / self.event_ids if self.event_ids else None
+
+    @property
+    def alone_share(self) -> float | None:
+        return self.alone_inside / self.alone_ids if self.alone_ids else None
+
+    def add(self, ids: set[str], inside: int, joined: bool) -> None:
+        self.alerts += 1
+        self.event_ids += len(ids)
+        self.inside += inside
+        self.worst = min(self.worst, inside / len(ids))
+        if not joined:
+            self.alone += 1
+            self.alone_ids += len(ids)
+            self.alone_inside += inside
+
+    def to_json(self) -> dict[str, Any]:
+        share, alone = self.share, self.alone_share
+        return {**asdict(self), "share": None if share is None else round(share, 4),
+                "alone_share": None if alone is None else round(alone, 4)}
+
+    def to_text(self) -> str:
+        if self.share is None:
+            return "model evidence inside its incident: - (no true model alert)"
+        text = (
+            f"model evidence inside its incident: {self.share:.0%} of {self.event_ids} event ids "
+            f"in {self.alerts} true model alerts (worst alert {self.worst:.0%})"
+        )
+        if self.alone_share is not None:
+            text += f"; in the {self.alone} no other rule joined, {self.alone_share:.0%}"
+        return text
+
+
+def model_evidence(
+    incidents: list[dict[str, Any]], alerts: list[dict[str, Any]]
+) -> ModelEvidence | None:
+    """For each true model alert (``AW-M``…), the share of its event ids that are labelled
+    events of the incident it describes (the member's incidents it shares an event with).
+
+    None when no alert is the model's.
+    """
+    model = [a for a in alerts if a["rule_id"].startswith("AW-M")]
+    if not model:
+        return None
+    mine: dict[str, list[set[str]]] = {}
+    for inc in incidents:
+        mine.setdefault(inc["user_id"], []).append(set(inc["event_ids"]))
+    out = ModelEvidence()
+    for alert in model:
+        ids = set(alert["event_ids"])
+        hit = [labelled for labelled in mine.get(alert["user_id"], ()) if ids & labelled]
+        if hit:
+            joined = any(r.startswith("also AW-") for r in alert.get("reasons", ()))
+            out.add(ids, len(ids & set().union(*hit)), joined)
+    return out
 
 
 def _day_start(t: float) -> float:

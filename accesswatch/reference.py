@@ -115,6 +115,19 @@ class Roster:
                 return True
         return False
 
+    def duty_seconds(self, lo: float, hi: float) -> float:
+        """Rostered time within [lo, hi), overlapping periods counted once."""
+        total, reach = 0.0, lo
+        i = max(0, bisect.bisect_left(self.starts, lo - self.longest))
+        for start, end, _ in self.periods[i:]:
+            if start >= hi:
+                break
+            start, end = max(start, reach), min(end, hi)
+            if end > start:
+                total += end - start
+                reach = end
+        return total
+
     def nearest_gap(self, t: float) -> float | None:
         """Seconds from ``t`` to the nearest duty edge, for a readable reason."""
         if not self.periods:

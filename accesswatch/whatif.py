@@ -4,21 +4,23 @@ Alerts are matched by id.  An id is a hash of the rule, the member and the
 period, so the same incident under the same rule keeps its id in both runs:
 an id only the proposed pack raises is gained, one only the current pack
 raises is lost, and one both raise with different content is changed.
+
+``History`` is the machinery: events read once, then one backtest per pack
+(``budget.py`` runs many packs over one).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
-from accesswatch.backtest import run_backtest
-from accesswatch.contract.timestamps import parse_ts
+from accesswatch.backtest import BacktestResult, ParsedEvents, read_events, run_backtest
 from accesswatch.core.alerts import Alert
 from accesswatch.core.detector import Detector, Model
-from accesswatch.errors import InvalidRecord
 from accesswatch.reference import ReferenceData
 from accesswatch.rules.loader import RulePack
 
@@ -141,31 +143,38 @@ def _content(alert: Alert) -> dict[str, Any]:
     return content
 
 
-class _Stamp(msgspec.Struct):
-    ts: str | None = None
+@dataclass
+class History:
+    """Events read once, with their reference data: run pack after pack over them."""
 
+    events: ParsedEvents
+    ref: ReferenceData
+    model: Model | None = None
+    jobs: int = 1
+    progress: bool = False
 
-_stamp = msgspec.json.Decoder(_Stamp)
+    @classmethod
+    def read(
+        cls, path: Path, ref: ReferenceData, *, model: Model | None = None, jobs: int = 1,
+        progress: bool = False,
+    ) -> History:
+        return cls(read_events(path, progress=progress), ref, model, jobs, progress)
 
+    @property
+    def staff(self) -> int:
+        return len(self.ref.staff)
 
-def event_days(path: Path) -> float:
-    """The events' event-time span in days, first to last, at least 1.
+    @cached_property
+    def days(self) -> float:
+        """The events' event-time span in days, first to last, at least 1."""
+        times = [e.t for e in self.events.events]
+        return max((max(times) - min(times)) / DAY, 1.0) if times else 1.0
 
-    A line without a readable ``ts`` is skipped: the backtest rejects it too.
-    """
-    first = last = None
-    with path.open("rb") as f:
-        for line in f:
-            try:
-                ts = _stamp.decode(line).ts
-                t = parse_ts(ts) if isinstance(ts, str) else None
-            except (msgspec.DecodeError, UnicodeDecodeError, RecursionError, InvalidRecord):
-                continue
-            if t is not None:
-                first = t if first is None else min(first, t)
-                last = t if last is None else max(last, t)
-    span = 0.0 if first is None or last is None else (last - first) / DAY
-    return max(span, 1.0)
+    def run(self, pack: RulePack) -> BacktestResult:
+        """A backtest of ``pack`` (with the model, if any) over the history."""
+        detector = Detector(pack, self.ref, model=self.model)
+        return run_backtest(self.events, self.ref, detector=detector, jobs=self.jobs,
+                            progress=self.progress)
 
 
 def run_whatif(
@@ -179,17 +188,14 @@ def run_whatif(
     progress: bool = False,
 ) -> WhatIf:
     """Backtest both packs over the same events and reference data; compare their alerts."""
-    results = [
-        run_backtest(events_path, ref, detector=Detector(pack, ref, model=model), jobs=jobs,
-                     progress=progress)
-        for pack in (base, proposed)
-    ]
+    history = History.read(events_path, ref, model=model, jobs=jobs, progress=progress)
+    results = [history.run(pack) for pack in (base, proposed)]
     return WhatIf(
         rules=compare(results[0].alerts, results[1].alerts),
         base=base,
         proposed=proposed,
         events=results[0].events,
         rejected=results[0].rejected,
-        staff=len(ref.staff),
-        days=event_days(events_path),
+        staff=history.staff,
+        days=history.days,
     )

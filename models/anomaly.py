@@ -1,9 +1,11 @@
 """An isolation forest over behavioural columns, with verdicts an analyst can read.
 
 Rows come from ``accesswatch.core.features`` (the same offline and live).  The
-model turns them into columns (ratios to the member's own usual and to their
-peer group's), scores a whole batch in one call, and explains each anomaly by
-the columns furthest above their training median.
+model turns them into columns (doubtful work, and the context it happened in),
+scores a whole batch in one call, and explains each anomaly by the columns
+furthest above their peer group's training median.  Only doubtful work can
+explain an alert (``EXPLAINING``), and an alert's evidence is the doubtful
+events that column counted (``EVIDENCE``).
 """
 
 from __future__ import annotations
@@ -15,41 +17,56 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from accesswatch.core.features import RAW, Row
+from accesswatch.core.features import (
+    AWAY,
+    DOUBTFUL,
+    HOUR,
+    JUSTIFIED,
+    LONG,
+    NOTED,
+    PRINTED,
+    RAW,
+    RECENT,
+    Row,
+)
 from models.flatforest import FlatForest
+from models.reasons import Feature, public, reasons, value_and_baseline
 
 if TYPE_CHECKING:  # a worker serves a model without importing scikit-learn (models/served.py)
     from sklearn.ensemble import IsolationForest
 
 COLUMNS = (
-    "opens_1h",
-    "opens_vs_usual",
-    "opens_vs_peers",
-    "distinct_10m",
-    "speed_10m",
     "unjustified_1h",
+    "unjustified_10m",
+    "unjustified_4h",
+    "unjustified_share",
     "out_of_area_1h",
+    "out_of_area_4h",
     "prints_1h",
+    "prints_4h",
     "off_duty_minutes",
-    "new_terminal",
-    "idle_hours",
+    "justified_1h",
 )
 _I = {name: i for i, name in enumerate(RAW)}
-# Only these columns can explain an alert: a burst of new terminals or a long
-# idle spell alone is odd but not misuse, so they add to the score, not the reason.
-EXPLAINING = frozenset(
-    {
-        "opens_1h",
-        "opens_vs_usual",
-        "opens_vs_peers",
-        "distinct_10m",
-        "speed_10m",
-        "unjustified_1h",
-        "out_of_area_1h",
-        "prints_1h",
-        "off_duty_minutes",
-    }
-)
+# Only these columns can explain an alert: doubtful work, never volume.  Many
+# justified opens (a live operation) are context the forest weighs, and they
+# lower the unjustified share; they are never the reason for an alert.
+EXPLAINING = frozenset(COLUMNS[:9])
+# The share of the hour's opens that were doubtful, as if five justified opens
+# more: one doubtful open in a quiet hour is not "all of them".
+SHARE_PRIOR = 5.0
+# The marks (``features.Mark``) each explaining column counts, and over how long.
+EVIDENCE = {
+    "unjustified_1h": (DOUBTFUL, HOUR),
+    "unjustified_10m": (DOUBTFUL, RECENT),
+    "unjustified_4h": (DOUBTFUL, LONG),
+    "unjustified_share": (DOUBTFUL, HOUR),
+    "out_of_area_1h": (AWAY, HOUR),
+    "out_of_area_4h": (AWAY, LONG),
+    "prints_1h": (PRINTED, HOUR),
+    "prints_4h": (PRINTED, LONG),
+    "off_duty_minutes": (NOTED, HOUR),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +76,9 @@ class Verdict:
     odd: bool  # past the lower threshold: a weak signal for risk
     top: list[dict[str, float | str | None]]
     reasons: list[str]
+    # The events that drove the explaining columns, in time order, and their records.
+    evidence: list[tuple[float, str]] = field(default_factory=list)
+    subject_ids: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -66,7 +86,6 @@ class AnomalyModel:
     forest: IsolationForest | None  # None when served from a flat forest alone
     threshold: float
     odd_threshold: float
-    peer_usual: dict[str, float]
     median: list[float]
     scale: list[float]
     meta: dict[str, Any] = field(default_factory=dict)
@@ -89,22 +108,18 @@ class AnomalyModel:
     def columns(self, rows: Sequence[Row]) -> np.ndarray:
         """Rows of raw values → the model's columns, vectorised."""
         raw = np.array([r.values for r in rows], dtype=np.float64).reshape(len(rows), len(RAW))
-        peer = np.array([self._usual(r.peer) for r in rows], dtype=np.float64)
-        opens, usual = raw[:, _I["opens_1h"]], raw[:, _I["usual_per_hour"]]
-        usual = np.where(usual > 0, usual, peer)
         out = np.empty((len(rows), len(COLUMNS)), dtype=np.float64)
-        out[:, 0] = np.log1p(opens)
-        out[:, 1] = opens / np.maximum(usual, 1.0)
-        out[:, 2] = opens / np.maximum(peer, 1.0)
-        out[:, 3] = np.log1p(raw[:, _I["distinct_10m"]])
-        out[:, 4] = 600.0 / np.maximum(raw[:, _I["median_gap_10m"]], 1.0)
-        # A count, not the share: one unjustified open in a quiet hour is 100%, and ordinary.
-        out[:, 5] = np.log1p(raw[:, _I["unjustified_share_1h"]] * opens)
-        out[:, 6] = raw[:, _I["out_of_area_1h"]]
-        out[:, 7] = np.log1p(raw[:, _I["prints_1h"]])
+        doubtful = raw[:, _I["doubtful_1h"]]
+        # Counts on a log scale: 6 doubtful opens against 2 is as telling as 60 against 20.
+        for j, name in enumerate(("doubtful_1h", "doubtful_10m", "doubtful_4h")):
+            out[:, j] = np.log1p(raw[:, _I[name]])
+        out[:, 3] = doubtful / (raw[:, _I["opens_1h"]] + SHARE_PRIOR)
+        out[:, 4] = raw[:, _I["out_of_area_1h"]]
+        out[:, 5] = raw[:, _I["out_of_area_4h"]]
+        out[:, 6] = np.log1p(raw[:, _I["prints_1h"]])
+        out[:, 7] = np.log1p(raw[:, _I["prints_4h"]])
         out[:, 8] = np.log1p(raw[:, _I["off_duty_minutes"]])
-        out[:, 9] = raw[:, _I["new_terminal"]]
-        out[:, 10] = np.log1p(raw[:, _I["idle_hours"]])
+        out[:, 9] = np.log1p(raw[:, _I["justified_1h"]])
         return out
 
     def _baselines(self, rows: Sequence[Row]) -> tuple[np.ndarray, np.ndarray]:
@@ -116,10 +131,6 @@ class AnomalyModel:
         sc = np.array([scale for _, scale in spreads])
         which = np.fromiter((index[r.peer] for r in rows), dtype=np.intp, count=len(rows))
         return med[which], sc[which]
-
-    def _usual(self, peer: str) -> float:
-        """The peer group's usual opens an hour; the force's for a group too small to learn."""
-        return self.peer_usual.get(peer, self.peer_usual.get("*", 1.0))
 
     def _spread(self, peer: str) -> tuple[list[float], list[float]]:
         """The peer group's median and spread per column; the force's for a small group."""
@@ -163,16 +174,16 @@ class AnomalyModel:
         b = self._bounds.get(row.peer)
         if b is None:
             b = self._bounds[row.peer] = self._make_bounds(row.peer)
-        (opens, usual, distinct, gap, share, away, prints, off, _, _) = row.values
+        opens, _, doubtful, recent, longer, away, away_4h, prints, prints_4h, off = row.values
         return (
-            opens >= b.opens
-            or opens >= b.vs_usual * max(usual if usual > 0 else b.peer, 1.0)
-            or opens >= b.vs_peers
-            or distinct >= b.distinct
-            or max(gap, 1.0) <= b.gap
-            or share * opens >= b.unjustified
+            doubtful >= b.unjustified
+            or recent >= b.recent
+            or longer >= b.longer
+            or doubtful >= b.share * (opens + SHARE_PRIOR)
             or away >= b.away
+            or away_4h >= b.away_4h
             or prints >= b.prints
+            or prints_4h >= b.prints_4h
             or off >= b.off_duty
         )
 
@@ -180,18 +191,15 @@ class AnomalyModel:
         median, scale = self._spread(peer)
         # A column's value that is min_z above its median, for each explaining column.
         at = {name: median[j] + self.min_z * scale[j] for j, name in enumerate(COLUMNS)}
-        peer_usual = self._usual(peer)
-        speed = at["speed_10m"]  # 600 / max(gap, 1): gaps at most 600 / speed qualify
         return _Bounds(
-            peer=peer_usual,
-            opens=_loose(math.expm1(at["opens_1h"])),
-            vs_usual=_loose(at["opens_vs_usual"]),
-            vs_peers=_loose(at["opens_vs_peers"] * max(peer_usual, 1.0)),
-            distinct=_loose(math.expm1(at["distinct_10m"])),
-            gap=math.inf if speed <= 0 else -_loose(-600.0 / speed),
             unjustified=_loose(math.expm1(at["unjustified_1h"])),
+            recent=_loose(math.expm1(at["unjustified_10m"])),
+            longer=_loose(math.expm1(at["unjustified_4h"])),
+            share=_loose(at["unjustified_share"]),
             away=_loose(at["out_of_area_1h"]),
+            away_4h=_loose(at["out_of_area_4h"]),
             prints=_loose(math.expm1(at["prints_1h"])),
+            prints_4h=_loose(math.expm1(at["prints_4h"])),
             off_duty=_loose(math.expm1(at["off_duty_minutes"])),
         )
 
@@ -214,71 +222,39 @@ class AnomalyModel:
         keep = scores >= self.odd_threshold
         for i, s, z in zip(strong[keep], scores[keep], z_all[strong[keep]], strict=True):
             row, s = rows[i], float(s)
-            top = self._top(row, z)
-            alert = s >= self.threshold
-            verdicts[i] = Verdict(s, alert, True, _public(top), self._reasons(row, top))
+            top = self._top(row, z, x[i])
+            evidence, subjects = _evidence(row, top)
+            verdicts[i] = Verdict(s, s >= self.threshold, True, public(top),
+                                  reasons(row, top), evidence, subjects)
         return verdicts
 
-    def _top(self, row: Row, z: np.ndarray) -> list[dict[str, float | str | None]]:
-        order = np.argsort(-z)
-        top: list[dict[str, float | str | None]] = []
-        for j in order:
+    def _top(self, row: Row, z: np.ndarray, x: np.ndarray) -> list[Feature]:
+        """Up to three explaining columns, furthest above the median first."""
+        median = self._spread(row.peer)[0]
+        top: list[Feature] = []
+        for j in np.argsort(-z):
             name = COLUMNS[j]
             if z[j] <= 0 or name not in EXPLAINING:
                 continue
-            value, baseline = self._value_and_baseline(row, name, j)
+            value, baseline = value_and_baseline(row, name, float(x[j]), median[j])
             top.append({"name": name, "value": value, "baseline": baseline, "z": float(z[j])})
             if len(top) == 3:
                 break
         return top
-
-    def _value_and_baseline(self, row: Row, name: str, j: int) -> tuple[float, float | None]:
-        v = dict(zip(RAW, row.values, strict=True))
-        peer = self._usual(row.peer)
-        plain = {
-            "opens_1h": (v["opens_1h"], v["usual_per_hour"] or peer),
-            "opens_vs_usual": (v["opens_1h"], v["usual_per_hour"] or None),
-            "opens_vs_peers": (v["opens_1h"], peer),
-            "distinct_10m": (v["distinct_10m"], None),
-            "speed_10m": (v["median_gap_10m"], None),
-            "unjustified_1h": (v["unjustified_share_1h"] * v["opens_1h"], None),
-            "out_of_area_1h": (v["out_of_area_1h"], None),
-            "prints_1h": (v["prints_1h"], None),
-            "off_duty_minutes": (v["off_duty_minutes"], 0.0),
-        }
-        value, baseline = plain[name]
-        if baseline is None:
-            baseline = _inverse(name, self._spread(row.peer)[0][j])
-        return round(float(value), 3), None if baseline is None else round(float(baseline), 3)
-
-    def _reasons(self, row: Row, top: list[dict[str, float | str | None]]) -> list[str]:
-        v = dict(zip(RAW, row.values, strict=True))
-        peer = self._usual(row.peer)
-        said: set[str] = set()
-        out = []
-        for f in top:
-            name = str(f["name"])
-            family = "opens" if name.startswith("opens") else name
-            if family in said:
-                continue
-            said.add(family)
-            out.append(_reason(name, v, f.get("baseline"), peer, row.peer))
-        return out
 
 
 @dataclass(frozen=True, slots=True)
 class _Bounds:
     """Raw values at or past which a column could explain a verdict (one peer group)."""
 
-    peer: float  # the group's usual opens an hour: a member's usual until they have one
-    opens: float
-    vs_usual: float  # times the member's usual
-    vs_peers: float
-    distinct: float
-    gap: float  # at or below: the median gap is short enough
-    unjustified: float
+    unjustified: float  # doubtful opens in the hour
+    recent: float  # ... in ten minutes
+    longer: float  # ... in four hours
+    share: float  # of (the hour's opens + SHARE_PRIOR)
     away: float
+    away_4h: float
     prints: float
+    prints_4h: float
     off_duty: float
 
 
@@ -287,52 +263,19 @@ def _loose(bound: float) -> float:
     return bound - 1e-9 * (abs(bound) + 1.0)
 
 
-def _reason(name: str, v: dict[str, float], baseline: Any, peer: float, group: str) -> str:
-    opens = v["opens_1h"]
-    if name in ("opens_1h", "opens_vs_usual"):
-        usual = v["usual_per_hour"]
-        if usual > 0:
-            return (
-                f"opened {opens:.0f} records in the last hour; their usual is {usual:.0f} an hour"
-            )
-        name = "opens_vs_peers"
-    if name == "opens_vs_peers":
-        return (
-            f"opened {opens:.0f} records in the last hour; others in their role and unit "
-            f"({group}) usually open {peer:.0f} an hour"
-        )
-    if name in ("distinct_10m", "speed_10m"):
-        return (
-            f"opened {v['distinct_10m']:.0f} distinct records in ten minutes, a median of "
-            f"{v['median_gap_10m']:.0f} seconds apart"
-        )
-    if name == "unjustified_1h":
-        share = v["unjustified_share_1h"]
-        return (
-            f"opened {share * opens:.0f} people or incidents with no justifying case in the "
-            f"last hour, {share:.0%} of their opens (usually {float(baseline or 0):.0f})"
-        )
-    if name == "out_of_area_1h":
-        return (
-            f"opened {v['out_of_area_1h']:.0f} records from outside their area in the last "
-            f"hour with no justifying case"
-        )
-    if name == "prints_1h":
-        return f"printed or exported {v['prints_1h']:.0f} records in the last hour"
-    return f"was working {v['off_duty_minutes']:.0f} minutes outside any rostered duty"
+def _evidence(row: Row, top: list[Feature]) -> tuple[list[tuple[float, str]], list[str]]:
+    """The row's marks that its explaining columns counted, and their records.
 
-
-def _inverse(name: str, median: float) -> float | None:
-    """A column's training median back in the units the analyst reads."""
-    if name in ("distinct_10m", "prints_1h", "opens_1h", "unjustified_1h"):
-        return math.expm1(median)
-    if name == "speed_10m":
-        return 600.0 / median if median > 0 else None
-    if name == "out_of_area_1h":
-        return median
-    return None
-
-
-def _public(top: list[dict[str, float | str | None]]) -> list[dict[str, float | str | None]]:
-    keys = ("name", "value", "baseline")
-    return [{k: f[k] for k in keys} for f in top]
+    The first column always counts, the others when at least two spreads above
+    the median.  Prints on a justifying case count only when there are no
+    others: they are the member's case work, not what stood out.  A row with no
+    such mark (off duty, say) cites every mark it has.
+    """
+    wanted = [EVIDENCE[str(f["name"])] for k, f in enumerate(top)
+              if k == 0 or float(f["z"] or 0.0) >= 2.0]
+    counted = [m for m in row.marks
+               if any(m[3] & mask and m[0] >= row.t - span for mask, span in wanted)]
+    marks = [m for m in counted if not m[3] & JUSTIFIED] or counted or row.marks
+    if not marks:
+        return [(row.t, row.event_id)], []
+    return [(m[0], m[1]) for m in marks], list(dict.fromkeys(m[2] for m in marks if m[2]))

@@ -31,8 +31,8 @@ from models.flatforest import ARRAYS, FlatForest
 
 REFUSED = 3  # the checker's exit status for a file it refuses (the reason on stderr)
 TIMEOUT = 300.0
-_FIELDS = ("threshold", "odd_threshold", "peer_usual", "median", "scale", "peer_median",
-           "peer_scale", "meta", "name", "rule_id", "min_z")
+_FIELDS = ("threshold", "odd_threshold", "median", "scale", "peer_median", "peer_scale", "meta",
+           "name", "rule_id", "min_z")
 
 
 def load_served_model(path: Path, timeout: float = TIMEOUT) -> AnomalyModel:

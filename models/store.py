@@ -20,7 +20,7 @@ from accesswatch.core.features import RAW
 from models.anomaly import COLUMNS, AnomalyModel
 from models.errors import ModelError
 
-FORMAT = 1
+FORMAT = 2  # 2: columns of doubtful work, no peer usual rates
 # Everything an IsolationForest needs, nothing that can run code on load.
 TRUSTED = [
     "sklearn.ensemble._iforest.IsolationForest",
@@ -56,7 +56,6 @@ def save_model(model: AnomalyModel, path: Path) -> str:
         "threshold": float(model.threshold),
         "odd_threshold": float(model.odd_threshold),
         "min_z": float(model.min_z),
-        "peer_usual": {k: float(v) for k, v in model.peer_usual.items()},
         "median": [float(x) for x in model.median],
         "scale": [float(x) for x in model.scale],
         "peer_median": {k: [float(x) for x in v] for k, v in model.peer_median.items()},
@@ -90,7 +89,6 @@ def load_model(path: Path) -> AnomalyModel:
         forest=payload["forest"],
         threshold=payload["threshold"],
         odd_threshold=payload["odd_threshold"],
-        peer_usual=payload["peer_usual"],
         median=payload["median"],
         scale=payload["scale"],
         peer_median=payload["peer_median"],

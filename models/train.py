@@ -1,12 +1,11 @@
 """Fit the isolation forest on feature rows from a period of ordinary work.
 
->>> model = fit(rows, alert_rate=0.0002)          # doctest: +SKIP
+>>> model = fit(rows, alert_rate=0.03)            # doctest: +SKIP
 >>> save_model(model, Path("models/iforest.skops"))  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,27 +15,27 @@ from sklearn.ensemble import IsolationForest
 from accesswatch.contract.events import AccessEvent, decode_event
 from accesswatch.contract.timestamps import format_ts
 from accesswatch.core import Detector, UserState
-from accesswatch.core.features import RAW, Row
+from accesswatch.core.features import Row
 from accesswatch.errors import InvalidRecord
 from models.anomaly import COLUMNS, AnomalyModel
 
-_USUAL = RAW.index("usual_per_hour")
+MIN_ROWS = 200  # member-hours with doubtful work
+MIN_PEER_ROWS = 200  # ... for a peer group's own median and spread
 # The least spread a column is given when explaining: most members print nothing
 # and stay in area, so a raw spread of ~0 would make one print look extreme.
 # Counts are on a log1p scale, so 0.5 there means "half again as many".
-MIN_PEER_ROWS = 200
 SCALE_FLOOR = {
-    "opens_1h": 0.5,
-    "opens_vs_usual": 0.75,
-    "opens_vs_peers": 0.75,
-    "distinct_10m": 0.5,
-    "speed_10m": 2.0,
     "unjustified_1h": 0.5,
-    "out_of_area_1h": 1.0,
+    "unjustified_10m": 0.5,
+    "unjustified_4h": 0.5,
+    "unjustified_share": 0.1,
+    # Ordinary work opens a record or two from elsewhere, some of them twice.
+    "out_of_area_1h": 1.5,
+    "out_of_area_4h": 1.5,
     "prints_1h": 0.5,
+    "prints_4h": 0.5,
     "off_duty_minutes": 1.0,
-    "new_terminal": 0.5,
-    "idle_hours": 1.0,
+    "justified_1h": 0.5,
 }
 
 
@@ -74,25 +73,34 @@ def _time(event: AccessEvent) -> tuple[float, str]:
 def fit(
     rows: Sequence[Row],
     *,
-    alert_rate: float = 0.0002,
-    odd_rate: float = 0.005,
+    alert_rate: float = 0.03,
+    odd_rate: float = 0.06,
     n_estimators: int = 100,
     seed: int = 0,
 ) -> AnomalyModel:
-    """Fit on ``rows``; thresholds are the score quantiles that let through
-    ``alert_rate`` (alerts) and ``odd_rate`` (weak signals) of them."""
-    if len(rows) < 1000:
-        raise ValueError(f"{len(rows)} feature rows: too few to learn what is usual (need 1,000)")
-    peer_usual = _peer_usual(rows)
+    """Fit on ``rows``, one per member and clock hour (``one_an_hour``); thresholds
+    are the score quantiles that let through ``alert_rate`` (alerts) and
+    ``odd_rate`` (weak signals) of those.
+
+    A row is made only when a member's doubtful work climbs, so an incident in the
+    training period makes a dozen rows where an ordinary hour makes one or two:
+    taking one row a member-hour keeps incidents from teaching the forest, and the
+    spreads, that they are usual.
+    """
+    hours = one_an_hour(rows)
+    if len(hours) < MIN_ROWS:
+        raise ValueError(
+            f"{len(hours)} member-hours with doubtful work: too few to learn what is usual "
+            f"(need {MIN_ROWS:,})"
+        )
     model = AnomalyModel(
         forest=IsolationForest(),
         threshold=1.0,
         odd_threshold=1.0,
-        peer_usual=peer_usual,
         median=[0.0] * len(COLUMNS),
         scale=[1.0] * len(COLUMNS),
     )
-    x = model.columns(rows)
+    x = model.columns(hours)
     forest = IsolationForest(
         n_estimators=n_estimators, max_samples=256, contamination="auto", random_state=seed
     ).fit(x)
@@ -100,9 +108,8 @@ def fit(
     scores = model.score(x)
     model.threshold = float(np.quantile(scores, 1 - alert_rate))
     model.odd_threshold = float(np.quantile(scores, 1 - odd_rate))
-    median, scale = _spread(x)
-    model.median, model.scale = median, scale
-    peers = np.array([r.peer for r in rows])
+    model.median, model.scale = _spread(x)
+    peers = np.array([r.peer for r in hours])
     for peer in sorted(set(peers.tolist())):
         group = x[peers == peer]
         if len(group) >= MIN_PEER_ROWS:
@@ -111,7 +118,7 @@ def fit(
     model.meta = {
         "trained_from": format_ts(min(times)),
         "trained_to": format_ts(max(times)),
-        "rows": len(rows),
+        "rows": len(hours),
         "users": len({r.user_id for r in rows}),
         "contamination": "auto",
         "alert_rate": alert_rate,
@@ -122,30 +129,22 @@ def fit(
     return model
 
 
-def _spread(x: np.ndarray) -> tuple[list[float], list[float]]:
-    """Median and a robust spread per column.
+def one_an_hour(rows: Sequence[Row]) -> list[Row]:
+    """Each member's last row in each clock hour, in time order."""
+    last: dict[tuple[str, int], Row] = {}
+    for r in rows:
+        last[(r.user_id, int(r.t // 3600))] = r
+    return sorted(last.values(), key=lambda r: (r.t, r.user_id))
 
-    Many columns are mostly zero (MAD 0), so the spread is also at least the
-    distance from the median to the 90th percentile over 1.28 (what it would
-    be for a normal distribution), and never below the column's floor.
+
+def _spread(x: np.ndarray) -> tuple[list[float], list[float]]:
+    """Median and a robust spread (the MAD, as a standard deviation) per column.
+
+    Many columns are mostly zero (MAD 0), so the spread is never below the
+    column's floor.
     """
     median = np.median(x, axis=0)
     mad = np.median(np.abs(x - median), axis=0) * 1.4826
-    tail = (np.quantile(x, 0.9, axis=0) - median) / 1.2816
     floor = np.array([SCALE_FLOOR[c] for c in COLUMNS])
-    scale = np.maximum(np.maximum(mad, tail), floor)
+    scale = np.maximum(mad, floor)
     return [float(v) for v in median], [float(v) for v in scale]
-
-
-def _peer_usual(rows: Sequence[Row]) -> dict[str, float]:
-    """Median usual opens per active hour for each role/unit, and ``*`` for all."""
-    latest: dict[str, tuple[str, float]] = {}
-    for r in rows:
-        if r.values[_USUAL] > 0:
-            latest[r.user_id] = (r.peer, r.values[_USUAL])
-    groups: dict[str, list[float]] = defaultdict(list)
-    for peer, usual in latest.values():
-        groups[peer].append(usual)
-    out = {peer: float(np.median(v)) for peer, v in groups.items()}
-    out["*"] = float(np.median([u for _, u in latest.values()])) if latest else 1.0
-    return out

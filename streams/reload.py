@@ -3,7 +3,9 @@
 A changed file is loaded and checked in full before it replaces anything: a bad
 one is refused with a log line and a metric, and the last good one stays in
 force.  Swaps happen between batches (the event loop runs one thing at a time),
-so no event sees half of one version and half of another.
+so no event sees half of one version and half of another.  The rule pack is also
+read again, once, when an allow-list entry it applied has expired: the entry
+stops applying on the day after its ``expires``, not at the next restart.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +60,7 @@ class Reloader:
         self.detector, self.metrics, self._load_model = detector, metrics, load_model
         self.rules = Watched(rules_path) if rules_path is not None else None
         self.model = Watched(model_path) if model_path is not None else None
+        self._lapse_tried: date | None = None  # the expiry a reload was last tried for
         for w in (self.rules, self.model):
             if w is not None:
                 w.changed()  # what is in force at start is the baseline
@@ -65,7 +69,7 @@ class Reloader:
         """Swap in what changed.  A model file is loaded and checked in a thread (seconds,
         in a child process) while batches go on; the swap itself happens here, in the
         event loop, between batches."""
-        if self.rules is not None and self.rules.changed():
+        if self.rules is not None and (self.rules.changed() or self._lapsed()):
             self._swap_rules(self.rules.path)
         if self.model is not None and self.model.changed():
             loop = asyncio.get_running_loop()
@@ -81,6 +85,17 @@ class Reloader:
             self.metrics.model.info({"version": model.version, "name": model.name})
             log.info("model %s now in force", model.version)
 
+    def _lapsed(self) -> bool:
+        """An applied allow-list entry has expired: read the pack again (once per expiry,
+        so a pack that no longer loads is not retried on every poll)."""
+        pack = self.detector.pack
+        if not pack.lapsed() or pack.next_expiry == self._lapse_tried:
+            return False
+        self._lapse_tried = pack.next_expiry
+        log.info("rule pack %s: an allow-list entry expired on %s; reading it again",
+                 pack.version, pack.next_expiry)
+        return True
+
     def _swap_rules(self, path: Path) -> None:
         try:
             pack = load_rules(path)
@@ -89,6 +104,8 @@ class Reloader:
             log.error("rule pack reload refused, previous pack %s stays in force: %s",
                       self.detector.pack.version, getattr(e, "summary", e.__str__)())
             return
+        for warning in pack.warnings:
+            log.warning("rule pack %s: %s", pack.version, warning)
         self.detector.set_rules(pack)
         self.metrics.expect_alerts(self.detector.alerting_rules())
         self.metrics.rules.info({"version": pack.version, "rules": str(len(pack.active))})

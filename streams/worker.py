@@ -41,6 +41,8 @@ def run_worker(settings: Settings) -> int:
     rules = load_rules(settings.rules_path)  # a bad pack stops here: file, line, rule id
     log.info("rule pack %s: %d active rules, version %s", rules.source, len(rules.active),
              rules.version)
+    for warning in rules.warnings:  # allow-list entries past their expiry, left out
+        log.warning("rule pack %s: %s", rules.version, warning)
     model = None
     if settings.model_path is not None:
         from models.served import load_served_model

@@ -11,8 +11,7 @@ import yaml
 
 from accesswatch.backtest import BacktestResult, run_backtest
 from accesswatch.cli import main
-from accesswatch.generate import generate_force
-from accesswatch.reference import ReferenceData, load_reference_dir
+from accesswatch.reference import ReferenceData
 from accesswatch.rules import load_rules
 from accesswatch.rules.loader import default_rules_path
 from accesswatch.whatif import WhatIf, compare, run_whatif
@@ -22,32 +21,40 @@ LOOSENED = "AW-009"  # window_count: 20 distinct records in 5 minutes
 
 
 @pytest.fixture(scope="module")
-def force(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("force")
-    generate_force(out, staff=60, days=3, seed=11)
-    return out
+def force(small_force: Path) -> Path:
+    return small_force
 
 
 @pytest.fixture(scope="module")
-def ref(force: Path) -> ReferenceData:
-    data, problems = load_reference_dir(force)
-    assert not problems
-    return data
+def ref(small_ref: ReferenceData) -> ReferenceData:
+    return small_ref
 
 
-@pytest.fixture(scope="module")
-def base(force: Path, ref: ReferenceData) -> BacktestResult:
-    return run_backtest(force / "events.jsonl", ref, load_rules(None))
+def pack_with(tmp: Path, name: str, rule_id: str | None, **changes: Any) -> Path:
+    """The shipped pack with one rule's fields changed, written to ``tmp/name``.
 
-
-def pack_with(tmp: Path, name: str, rule_id: str, **changes: Any) -> Path:
-    """The shipped pack with one rule's fields changed, written to ``tmp/name``."""
+    Every rule raises alerts of its own here (``one_alert_per_incident: false``):
+    these tests are about what whatif counts, rule by rule.  With joining on, a
+    rule's change also moves other rules' firings (the last test).
+    """
     data = yaml.safe_load(default_rules_path().read_text())
-    (rule,) = [r for r in data["rules"] if r["id"] == rule_id]
-    rule.update(changes)
+    data["settings"]["one_alert_per_incident"] = False
+    if rule_id is not None:
+        (rule,) = [r for r in data["rules"] if r["id"] == rule_id]
+        rule.update(changes)
     path = tmp / name
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
+
+
+@pytest.fixture(scope="module")
+def current(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return pack_with(tmp_path_factory.mktemp("current"), "current.yaml", None)
+
+
+@pytest.fixture(scope="module")
+def base(force: Path, ref: ReferenceData, current: Path) -> BacktestResult:
+    return run_backtest(force / "events.jsonl", ref, load_rules(current))
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +64,8 @@ def disabled_pack(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def disabled(force: Path, ref: ReferenceData, disabled_pack: Path) -> WhatIf:
-    return run_whatif(force / "events.jsonl", ref, load_rules(None), load_rules(disabled_pack))
+def disabled(force: Path, ref: ReferenceData, disabled_pack: Path, current: Path) -> WhatIf:
+    return run_whatif(force / "events.jsonl", ref, load_rules(current), load_rules(disabled_pack))
 
 
 def by_rule(preview: WhatIf) -> dict[str, Any]:
@@ -70,10 +77,10 @@ def ids_of(result: BacktestResult, rule_id: str) -> set[str]:
 
 
 def test_the_same_pack_changes_nothing(
-    force: Path, ref: ReferenceData, base: BacktestResult, tmp_path: Path
+    force: Path, ref: ReferenceData, base: BacktestResult, tmp_path: Path, current: Path
 ) -> None:
     same = pack_with(tmp_path, "same.yaml", DISABLED)  # re-dumped, not a copy of the file
-    preview = run_whatif(force / "events.jsonl", ref, load_rules(None), load_rules(same))
+    preview = run_whatif(force / "events.jsonl", ref, load_rules(current), load_rules(same))
     total = preview.total()
     assert base.alerts and total.before == total.after == len(base.alerts)
     assert not total.gained and not total.lost and not total.changed
@@ -95,10 +102,10 @@ def test_a_disabled_rule_loses_exactly_its_alerts(
 
 
 def test_a_loosened_threshold_gains_alerts_on_that_rule_only(
-    force: Path, ref: ReferenceData, base: BacktestResult, tmp_path: Path
+    force: Path, ref: ReferenceData, base: BacktestResult, tmp_path: Path, current: Path
 ) -> None:
     loose = pack_with(tmp_path, "loose.yaml", LOOSENED, threshold=8)
-    preview = run_whatif(force / "events.jsonl", ref, load_rules(None), load_rules(loose))
+    preview = run_whatif(force / "events.jsonl", ref, load_rules(current), load_rules(loose))
     rules = by_rule(preview)
     assert rules[LOOSENED].gained and rules[LOOSENED].after > rules[LOOSENED].before
     assert not set(rules[LOOSENED].gained) & set(base.alerts)
@@ -120,10 +127,12 @@ def test_a_missing_rules_file_is_one_line_and_exit_2(
 
 
 def test_json_holds_the_same_numbers(
-    force: Path, disabled_pack: Path, disabled: WhatIf, capsys: pytest.CaptureFixture[str]
+    force: Path, disabled_pack: Path, disabled: WhatIf, current: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     code = main(["whatif", str(force / "events.jsonl"), "--ref", str(force),
-                 "--rules", str(disabled_pack), "--json", "--no-progress"])
+                 "--rules", str(disabled_pack), "--base", str(current), "--json",
+                 "--no-progress"])
     out = json.loads(capsys.readouterr().out)
     assert code == 0
     assert out["staff"] == 60 and out["days"] == pytest.approx(disabled.days)
@@ -152,3 +161,30 @@ def test_changed_is_same_id_different_content() -> None:
     assert rows["R-1"].changed == ["a"] and not rows["R-1"].gained and not rows["R-1"].lost
     assert rows["R-2"].lost == ["c"] and rows["R-3"].gained == ["d"]
     assert (rows["R-1"].before, rows["R-1"].after) == (2, 2)
+
+
+def test_with_one_alert_per_incident_a_disabled_rule_frees_what_joined_it(
+    force: Path, ref: ReferenceData, tmp_path: Path
+) -> None:
+    """With the shipped pack, another rule's firing may have joined a DISABLED alert
+    (one incident, one alert).  Disabled, that firing raises its own alert: each
+    alert gained is of a rule that a lost alert named ("also AW-0NN: ...")."""
+    data = yaml.safe_load(default_rules_path().read_text())
+    (rule,) = [r for r in data["rules"] if r["id"] == DISABLED]
+    rule["status"] = "deprecated"
+    path = tmp_path / "off.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    events = force / "events.jsonl"
+    before = run_backtest(events, ref, load_rules(None)).alerts
+    after = run_backtest(events, ref, load_rules(path)).alerts
+    preview = run_whatif(events, ref, load_rules(None), load_rules(path))
+    lost = [before[a] for a in by_rule(preview)[DISABLED].lost]
+    assert lost and len(lost) == len(ids_of_alerts(before, DISABLED))
+    named = {why[5:].split(":")[0] for a in lost for why in a.reasons if why.startswith("also ")}
+    assert preview.total().gained, f"on this force a firing joined a {DISABLED} alert"
+    for gained in preview.total().gained:
+        assert after[gained].rule_id in named
+
+
+def ids_of_alerts(alerts: dict[str, Any], rule_id: str) -> set[str]:
+    return {a.alert_id for a in alerts.values() if a.rule_id == rule_id}

@@ -52,7 +52,11 @@ MODEL_ODD_RISK = 3.0
 
 
 class Model(Protocol):
-    """What the detector needs of an anomaly model (``models.AnomalyModel``)."""
+    """What the detector needs of an anomaly model (``models.AnomalyModel``).
+
+    A verdict's ``evidence`` and ``subject_ids`` come from its row's marks (the
+    doubtful events that drove the row, none later than its event); an alert cites them.
+    """
 
     name: str
     rule_id: str
@@ -211,7 +215,7 @@ class Detector:
             else _planned(
                 r.Rule(
                     id=model.rule_id,
-                    title="Behaviour unlike this member's own or their peers'",
+                    title="Unjustified work far beyond their peers' (anomaly model)",
                     severity="medium",
                     risk=MODEL_ALERT_RISK,
                     fold="24h",
@@ -231,7 +235,9 @@ class Detector:
     def set_rules(self, pack: RulePack) -> None:
         """Swap the rule pack in force (hot reload); state carries over by rule id."""
         plan, risk = [], None
-        for rule in pack.active:
+        # Most serious first: when several rules fire on one event, the first opens
+        # the episode's alert and the others join it.
+        for rule in sorted(pack.active, key=lambda rule: -_RANK[rule.severity]):
             if isinstance(rule, r.Risk):
                 risk = risk or rule
                 continue
@@ -252,6 +258,8 @@ class Detector:
         self._closed_grace = seconds(pack.settings.closed_case_grace)
         self.horizon = seconds(pack.settings.horizon)
         self._zone = pack.settings.timezone
+        self._episode_gap = seconds(pack.settings.episode_gap)
+        self._join = pack.settings.one_alert_per_incident
         timeline = getattr(self, "timeline", None)
         if timeline is None:
             self.timeline = Timeline(self.horizon)
@@ -364,6 +372,9 @@ class Detector:
         # back (a snapshot holds alerts up to the horizon behind its own time).
         for aid in [a for a, o in alerts.items() if o.end < cutoff]:
             del alerts[aid]
+        joined = member.joined
+        for aid in [a for a, host in joined.items() if host not in alerts]:
+            del joined[aid]
         if member.base_key is not None:
             gone = member.base_key[0] - self.horizon
             for aid in [a for a, p in published.items() if p.end < gone]:
@@ -419,11 +430,13 @@ class Detector:
                 points += p.rule.risk
                 signals.append(f"{p.rule.id}: {firing.reasons[0]}")
         if verdict is not None and (verdict.alert or verdict.odd):
+            # The evidence is what drove the row: the window's doubtful opens and
+            # prints up to this event (``features.Row.marks``), never a later event.
             model_firing = Firing(
-                [(ctx.t, event.event_id)],
+                verdict.evidence or [(ctx.t, event.event_id)],
                 verdict.reasons
                 or [f"behaviour scored {verdict.anomaly_score:.2f} by the anomaly model"],
-                [ctx.sid] if ctx.sid else [],
+                verdict.subject_ids or ([ctx.sid] if ctx.sid else []),
             )
             if verdict.alert and self._model_rule is not None:
                 opened, new = self._fold(self._model_rule, model_firing, ctx, state)
@@ -452,61 +465,52 @@ class Detector:
     def _fold(
         self, p: _Planned, firing: Firing, ctx: EventContext, st: UserState
     ) -> tuple[Open, bool]:
-        """Fold a firing into its period's alert: that alert, and whether it is new."""
+        """Fold a firing into its alert: that alert, and whether the rule is new to it.
+
+        A rule's firings in one period fold into one alert.  A firing with no
+        alert yet whose evidence another open alert of the member already holds
+        joins that alert instead (one incident, one alert, every reason on it),
+        and so do the rule's later firings in that period.
+        """
         rule, t, uid = p.rule, ctx.t, ctx.event.user_id
         start, end = period(t, p.fold, self._zone)
         aid = alert_id(rule.id, uid, start)
-        self._touched[uid].add(aid)
-        evidence = firing.evidence
         opened = st.alerts.get(aid)
-        if opened is None:
-            last = evidence[-1]
-            alert = Alert(
-                alert_id=aid,
-                created_at="",
-                user_id=uid,
-                rule_id=rule.id,
-                title=rule.title,
-                severity=rule.severity,
-                score=score(rule.severity, len(evidence)),
-                event_ids=[e[1] for e in evidence[:MAX_EVIDENCE]],
-                reasons=list(firing.reasons),
-                first_seen=format_ts(evidence[0][0]),
-                last_seen=format_ts(t),
-                count=len(evidence),
-                subject_ids=firing.subject_ids[:MAX_EVIDENCE],
-            )
-            opened = st.alerts[aid] = Open(alert, end, (last[0], last[1]))
+        new = False
+        if opened is None and not self._join:
+            opened = st.alerts[aid] = _opened(aid, uid, rule, firing, t, end)
+            self._touched[uid].add(aid)
             return opened, True
-        alert = opened.alert
-        # Evidence already counted is at or before ``opened.last`` (time order), so
-        # what is new comes after it, and after ``first_seen``.
-        new = evidence[bisect.bisect_right(evidence, opened.last, key=_evidence_key):]
-        if new:
-            opened.last = (new[-1][0], new[-1][1])
-            alert.count += len(new)
-            room = MAX_EVIDENCE - len(alert.event_ids)
-            if room > 0:
-                alert.event_ids.extend(e[1] for e in new[:room])
-        for sid in firing.subject_ids:
-            if len(alert.subject_ids) >= MAX_EVIDENCE:
-                break
-            if sid not in alert.subject_ids:
-                alert.subject_ids.append(sid)
-        opened.firings += 1
-        alert.last_seen = format_ts(t)
-        alert.score = score(rule.severity, alert.count)
-        alert.reasons = [
-            f"{alert.count} events between {alert.first_seen} and {alert.last_seen}, "
-            f"in {opened.firings} firings of this rule",
-            *firing.reasons,
-        ]
-        return opened, False
+        if opened is None:
+            # Only alerts whose period holds this moment are candidates: which of
+            # the older ones are still kept depends on delivery order.
+            host = st.alerts.get(st.joined.get(aid, ""))
+            if host is not None and host.end < t:
+                host = None
+            if host is None:
+                host = _sharing(firing, st, self._episode_gap, t)
+                if host is not None:
+                    st.joined[aid] = host.alert.alert_id
+                    new = True
+            if host is None:
+                opened = st.alerts[aid] = _opened(aid, uid, rule, firing, t, end)
+                self._touched[uid].add(aid)
+                return opened, True
+            opened = host
+        self._touched[uid].add(opened.alert.alert_id)
+        _grow(opened, rule, firing, t)
+        return opened, new
 
     def _add_risk(
         self, rule: r.Risk, points: float, signals: list[str], ctx: EventContext, st: UserState
     ) -> None:
-        """Weak signals add up: a decaying score that alerts when it crosses the threshold."""
+        """Weak signals add up: a decaying score that alerts when it crosses the threshold.
+
+        It alerts only on what it adds: when most of the accesses behind the
+        score are already evidence of the member's other alerts, the score and
+        its reasons go onto the alert holding most of them; one access alone
+        never makes a risk alert.
+        """
         t = ctx.t
         if st.risk_t and t > st.risk_t:
             st.risk *= math.exp(-math.log(2) * (t - st.risk_t) / seconds(rule.half_life))
@@ -516,20 +520,137 @@ class Detector:
             st.risk_evidence.clear()
             st.risk_reasons.clear()
         st.risk += points
-        st.risk_evidence = [*st.risk_evidence, (t, ctx.event.event_id)][-MAX_RISK_EVIDENCE:]
+        evidence = (t, ctx.event.event_id, ctx.sid)
+        st.risk_evidence = [*st.risk_evidence, evidence][-MAX_RISK_EVIDENCE:]
         for s in signals:
             if s not in st.risk_reasons:
                 st.risk_reasons = [*st.risk_reasons, s][-5:]
         if not st.risk_armed or st.risk < rule.threshold:
             return
         st.risk_armed = False
-        reasons = [
+        held = _held(st, t)
+        fresh = [e for e in st.risk_evidence if e[1] not in held]
+        why = (
             f"risk score {st.risk:.0f} passed {rule.threshold:g} from "
-            f"{len(st.risk_evidence)} accesses that each looked a little wrong",
-            *st.risk_reasons,
-        ]
-        assert self._risk_plan is not None
-        self._fold(self._risk_plan, Firing(list(st.risk_evidence), reasons, []), ctx, st)
+            f"{len(st.risk_evidence)} accesses that each looked a little wrong"
+        )
+        if len({e[1] for e in fresh}) >= 2 and 2 * len(fresh) >= len(st.risk_evidence):
+            subjects = list(dict.fromkeys(e[2] for e in fresh if e[2]))
+            assert self._risk_plan is not None
+            firing = Firing(fresh, [why, *st.risk_reasons], subjects)
+            self._fold(self._risk_plan, firing, ctx, st)
+            return
+        host = _holding_most(st.risk_evidence, st, t)
+        if host is not None:
+            self._touched[ctx.event.user_id].add(host.alert.alert_id)
+            host.also[rule.id] = why
+            _retitle(host)
+
+
+def _opened(aid: str, uid: str, rule: r.Rule, firing: Firing, t: float, end: float) -> Open:
+    evidence = firing.evidence
+    last = evidence[-1]
+    alert = Alert(
+        alert_id=aid,
+        created_at="",
+        user_id=uid,
+        rule_id=rule.id,
+        title=rule.title,
+        severity=rule.severity,
+        score=score(rule.severity, len(evidence)),
+        event_ids=[e[1] for e in evidence[:MAX_EVIDENCE]],
+        reasons=list(firing.reasons),
+        first_seen=format_ts(evidence[0][0]),
+        last_seen=format_ts(t),
+        count=len(evidence),
+        subject_ids=firing.subject_ids[:MAX_EVIDENCE],
+    )
+    return Open(alert, end, (last[0], last[1]), own=list(firing.reasons))
+
+
+def _grow(opened: Open, rule: r.Rule, firing: Firing, t: float) -> None:
+    """Add a firing's new evidence and reasons to an open alert (its own rule's or not)."""
+    alert = opened.alert
+    if not opened.own:  # an alert stored before ``own`` was kept: its reasons say it
+        opened.own = alert.reasons[1:] if opened.firings > 1 else list(alert.reasons)
+    evidence = firing.evidence
+    # Evidence already counted is at or before ``opened.last`` (time order), so
+    # what is new comes after it, and after ``first_seen``.
+    new = evidence[bisect.bisect_right(evidence, opened.last, key=_evidence_key) :]
+    if new:
+        opened.last = (new[-1][0], new[-1][1])
+        alert.count += len(new)
+        room = MAX_EVIDENCE - len(alert.event_ids)
+        if room > 0:
+            alert.event_ids.extend(e[1] for e in new[:room])
+    for sid in firing.subject_ids:
+        if len(alert.subject_ids) >= MAX_EVIDENCE:
+            break
+        if sid not in alert.subject_ids:
+            alert.subject_ids.append(sid)
+    opened.firings += 1
+    alert.last_seen = format_ts(t)
+    if rule.id == alert.rule_id:
+        opened.own = list(firing.reasons)
+    else:
+        opened.also[rule.id] = firing.reasons[0]
+        if _RANK[rule.severity] > _RANK[alert.severity]:
+            alert.severity = rule.severity
+    _retitle(opened)
+
+
+_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
+
+
+def _retitle(opened: Open) -> None:
+    """The alert's score and reasons from what it holds: its own rule's latest
+    reasons, then each other rule's that joined it."""
+    alert = opened.alert
+    alert.score = min(100.0, score(alert.severity, alert.count) + 5.0 * len(opened.also))
+    reasons = []
+    if opened.firings > 1:
+        rules = "this rule" if not opened.also else f"{1 + len(opened.also)} rules"
+        reasons.append(
+            f"{alert.count} events between {alert.first_seen} and {alert.last_seen}, "
+            f"in {opened.firings} firings of {rules}"
+        )
+    reasons += opened.own
+    reasons += [f"also {rule_id}: {why}" for rule_id, why in opened.also.items()]
+    alert.reasons = reasons
+
+
+def _sharing(firing: Firing, st: UserState, gap: float, t: float) -> Open | None:
+    """The member's open alert of the same episode as this firing, if any.
+
+    That is the one holding most of its events; failing that, the one whose
+    latest evidence came last, if at most ``gap`` before the firing's first.
+    Only alerts whose period holds ``t`` are open to it.
+    """
+    if not st.alerts:
+        return None
+    ids = {e[1] for e in firing.evidence}
+    best, most = None, 0
+    recent, latest = None, firing.first_t - gap
+    for opened in st.alerts.values():
+        if opened.end < t:
+            continue
+        shared = len(ids.intersection(opened.alert.event_ids))
+        if shared > most:
+            best, most = opened, shared
+        if gap and opened.last[0] >= latest:
+            recent, latest = opened, opened.last[0]
+    return best if best is not None else recent
+
+
+def _held(st: UserState, t: float) -> set[str]:
+    """Every event id held as evidence by the member's alerts whose period holds ``t``."""
+    return {eid for o in st.alerts.values() if o.end >= t for eid in o.alert.event_ids}
+
+
+def _holding_most(
+    evidence: Sequence[tuple[float, str, str | None]], st: UserState, t: float
+) -> Open | None:
+    return _sharing(Firing(evidence, []), st, 0.0, t)
 
 
 def _evidence_key(e: Any) -> tuple[float, str]:

@@ -1,51 +1,64 @@
 """Behavioural features for the anomaly model, from per-user state.
 
 The same code runs in the backtest, in training and in the live worker.  A
-member gets a feature row at most once per ``SCORE_EVERY`` seconds of event
-time (on an event that opened a record), so the rows, and so the model's
-verdicts, do not depend on how a driver cuts the stream into batches.
+member gets a feature row when their recent work changes materially: when a
+count of doubtful opens, out-of-area opens or prints (in the last ten minutes,
+hour or four hours) climbs to the next rung of ``RUNGS``.  The rung reached
+depends only on the member's own events in event time, never on a clock or on
+where a driver cuts its batches, so neither do the rows nor the verdicts.
+
+Each row carries its evidence (``Row.marks``): the doubtful opens and prints
+of the last four hours, up to and including the event that made the row.  A
+model alert cites those its explanation counted, never a later event.
 """
 
 from __future__ import annotations
 
 import bisect
-from operator import sub
 
 import msgspec
 
 from accesswatch.core.context import EventContext
 
-SCORE_EVERY = 300.0
 HOUR = 3600.0
+LONG = 4 * HOUR  # a slow harvest shows over hours, not in one
 RECENT = 600.0  # "rapid succession": the last ten minutes
-KNOWN_TERMINALS = 24
 CASUAL_TYPES = frozenset({"vehicle", "address"})
 PRINTS = frozenset({"print", "export"})
+# A member is scored when a count reaches the next rung, each about 1.4 times the
+# last: a burst of 100 doubtful opens makes about a dozen rows, a steady trickle none.
+RUNGS = (2, 3, 4, 6, 8, 11, 16, 23, 32, 45, 64, 91, 128, 181, 256)
+# A count must fall two rungs below the rung last scored before climbing again
+# scores again: a window sliding over steady work does not keep rescoring it.
+SETTLE = 2
+# Doubtful opens and prints kept from the last four hours, the newest: the
+# four-hour counts stop there, and an alert lists at most 100 events anyway.
+MAX_NOTED = 256
 
 # Raw values the tracker emits, in this order.  The model derives its own
-# columns (ratios to the member's and the peer group's usual) from these.
+# columns (ratios, logs) from these.
 RAW = (
     "opens_1h",  # records opened in the last hour
-    "usual_per_hour",  # the member's usual opens per active hour (EWMA)
-    "distinct_10m",  # distinct records opened in the last ten minutes
-    "median_gap_10m",  # median seconds between those opens (600 if fewer than 2)
-    "unjustified_share_1h",  # share of the hour's opens: people/incidents, no justifying case
-    "out_of_area_1h",  # opens of records from another area, no justifying case
+    "justified_1h",  # ... people or incidents among them opened on a justifying case
+    "doubtful_1h",  # ... people or incidents opened with no justifying case
+    "doubtful_10m",  # doubtful opens in the last ten minutes
+    "doubtful_4h",  # ... and in the last four hours: a slow, steady harvest
+    "out_of_area_1h",  # doubtful opens of records from another area
+    "out_of_area_4h",
     "prints_1h",  # prints and exports in the last hour
+    "prints_4h",
     "off_duty_minutes",  # minutes outside every rostered duty (0 on duty or no roster)
-    "new_terminal",  # 1 when this terminal is new to the member
-    "idle_hours",  # hours since the member's previous event
 )
-
 
 # What ``Behaviour.flags`` records of each open or print, as bits.
 DOUBTFUL = 1  # a person or incident opened with no justifying case
 AWAY = 2  # ... and from another area than the member's
 PRINTED = 4  # printed or exported
 BARE = 8  # no record: a print or export of a search or list
+JUSTIFIED = 16  # a person or incident opened on a justifying case
 BARE_PRINT = PRINTED | BARE
-# The member's first events teach their terminals; a new one after these is news.
-LEARNING = 20
+NOTED = DOUBTFUL | PRINTED  # kept four hours, with their event ids, as evidence
+_D, _DA, _P, _PD, _PDA = DOUBTFUL, DOUBTFUL | AWAY, PRINTED, PRINTED | DOUBTFUL, NOTED | AWAY
 
 
 class Behaviour(msgspec.Struct, array_like=True, gc=False):
@@ -53,184 +66,208 @@ class Behaviour(msgspec.Struct, array_like=True, gc=False):
 
     The last hour's opens and prints are three parallel columns, oldest first:
     event times, record ids ("" for a print of no record) and flags (the bits
-    above, one byte each).  A column of plain values per field, rather than a
-    tuple per open, keeps a member's state a few compact objects: this state
-    is touched on every event, among thousands of members', and encoded after
-    every batch.  Stored as an array, so field names are not written each time.
+    above, one byte each).  The last four hours' doubtful opens and prints,
+    which ordinary work has few of, are four more with their event ids (the
+    evidence).  A column of plain values per field, rather than a tuple per
+    open, keeps a member's state a few compact objects: this state is touched
+    on every event, among thousands of members', and encoded after every
+    batch.  Stored as an array, so field names are not written each time.
     """
 
-    # The fields every event reads come first.
     last_t: float = 0.0
-    next_score: float = 0.0
-    hour_end: float = 0.0  # end of the clock hour being counted (0 before the first event)
-    hour_count: int = 0
-    seen: int = 0  # events seen, counted up to LEARNING + 1
-    terminal: str = ""  # the terminal of the member's latest event
     times: list[float] = msgspec.field(default_factory=list)
     sids: list[str] = msgspec.field(default_factory=list)
     flags: bytearray = msgspec.field(default_factory=bytearray)
-    usual: float = 0.0
-    active_hours: float = 0.0
-    terminals: list[str] = msgspec.field(default_factory=list)  # known, newest last
+    noted_times: list[float] = msgspec.field(default_factory=list)
+    noted_ids: list[str] = msgspec.field(default_factory=list)
+    noted_sids: list[str] = msgspec.field(default_factory=list)
+    noted_flags: bytearray = msgspec.field(default_factory=bytearray)
+    # The rung last scored of each count that makes a row (``_climbed``).
+    rungs: bytearray = msgspec.field(default_factory=lambda: bytearray(7))
     # An odd hour counts once towards risk, however many rows it scores.
     odd_until: float = 0.0
 
 
+# One piece of a row's evidence: (event time, event_id, record id or "", flags).
+Mark = tuple[float, str, str, int]
+
+
 class Row(msgspec.Struct, gc=False):
-    """One feature row, tied to the event that triggered it."""
+    """One feature row, tied to the event that triggered it, with its evidence."""
 
     user_id: str
     event_id: str
     t: float
     peer: str
     values: tuple[float, ...]
+    marks: list[Mark] = msgspec.field(default_factory=list)
 
 
 def observe(b: Behaviour, ctx: EventContext) -> Row | None:
-    """Fold one event into ``b``; return a row when this member is due a score.
+    """Fold one event into ``b``; return a row when this member's work changed materially.
 
-    This runs for every event, so the common case (an open in time order, from
-    the member's usual terminal, not yet due a score) is a few appends, and
-    the hour is trimmed and counted only when a score is considered: a row
-    always sees exactly the last hour, however late the trim.
+    This runs for every event, so the common case (a plain open in time order)
+    is a few appends.  Only a doubtful open or a print can make a row, and only
+    then are the windows counted: a row always sees exactly its hour and four hours.
     """
     ev, t = ctx.event, ctx.t
-    last = b.last_t
-    if t > last:
+    if t > b.last_t:
         b.last_t = t
-    if b.seen <= LEARNING:
-        b.seen += 1
-    terminal = ev.terminal_id
-    # Most events come from the terminal of the member's event before.
-    new_terminal = terminal != b.terminal and _terminal(b, terminal)
     sid = ctx.sid
     printed = ev.action in PRINTS
     if sid is None:
         if not printed:
             return None
         sid, flag = "", BARE_PRINT
-    elif ctx.subject_type in CASUAL_TYPES or ctx.justified:
+    elif ctx.subject_type in CASUAL_TYPES:
         flag = PRINTED if printed else 0
+    elif ctx.justified:
+        flag = PRINTED | JUSTIFIED if printed else JUSTIFIED
     else:
         flag = PRINTED | DOUBTFUL if printed else DOUBTFUL
-        staff, subject = ctx.staff, ctx.subject
-        if (
-            staff is not None
-            and subject is not None
-            and subject.area
-            and subject.area != staff.area
-            and ctx.ref.is_area(staff.area)
-        ):
+        if _away(ctx):
             flag |= AWAY
-    if t >= b.hour_end:
-        _next_hour(b, t)
-    b.hour_count += 1
     times = b.times
-    if t >= last:  # in order: nothing kept is later than the member's latest event
-        times.append(t)
-        b.sids.append(sid)
-        b.flags.append(flag)
-    else:  # a late arrival, in its place
-        i = bisect.bisect_right(times, t)
-        times.insert(i, t)
-        b.sids.insert(i, sid)
-        b.flags.insert(i, flag)
-    if t < b.next_score:
-        return None
-    horizon = b.last_t - HOUR
-    if times[0] < horizon:
-        cut = bisect.bisect_left(times, horizon)
+    _keep(times, b.sids, b.flags, None, t, sid, flag, "")
+    if times[0] < b.last_t - HOUR:
+        cut = bisect.bisect_left(times, b.last_t - HOUR)
         del times[:cut], b.sids[:cut], b.flags[:cut]
-    if not flag and not _busy(b, t):
+    if not flag & NOTED:
         return None
-    b.next_score = t + SCORE_EVERY
+    _keep(b.noted_times, b.noted_sids, b.noted_flags, b.noted_ids, t, sid, flag, ev.event_id)
+    _trim_noted(b)
+    lo, hi = _since(b.times, t - HOUR, t)
+    counts = _counts(b.flags, lo, hi)
+    n_lo, n_hi = _since(b.noted_times, t - LONG, t)
+    longer = _noted_counts(b, n_lo, n_hi, t - RECENT)
+    if not _climbed(b.rungs, (counts[2], longer[0], longer[1], counts[3], longer[2], counts[4],
+                              longer[3])):
+        return None
     staff = ctx.staff
-    idle = (t - last) / HOUR if last else 0.0
-    return Row(ev.user_id, ev.event_id, t, staff.peer if staff is not None else "unknown",
-               _values(b, ctx, t, new_terminal, idle))
+    marks = [(b.noted_times[i], b.noted_ids[i], b.noted_sids[i], b.noted_flags[i])
+             for i in range(n_lo, n_hi)]
+    return Row(
+        ev.user_id,
+        ev.event_id,
+        t,
+        staff.peer if staff is not None else "unknown",
+        _values(ctx, t, counts, longer),
+        marks,
+    )
 
 
-def _busy(b: Behaviour, t: float) -> bool:
-    """Worth a score though this open is plain: a burst, or more than usual.
+def _keep(times: list[float], sids: list[str], flags: bytearray, ids: list[str] | None,
+          t: float, sid: str, flag: int, eid: str) -> None:
+    """Add one entry to parallel columns kept in time order."""
+    if not times or t >= times[-1]:  # in order, the usual case
+        times.append(t)
+        sids.append(sid)
+        flags.append(flag)
+        if ids is not None:
+            ids.append(eid)
+        return
+    i = bisect.bisect_right(times, t)  # a late arrival, in its place
+    times.insert(i, t)
+    sids.insert(i, sid)
+    flags.insert(i, flag)
+    if ids is not None:
+        ids.insert(i, eid)
 
-    (A print or export, or a doubtful open, is always worth one.)  A member
-    opening a justified record every quarter of an hour, as usual, tells the
-    model nothing it has not seen; skipping them keeps scoring cheap.
+
+def _trim_noted(b: Behaviour) -> None:
+    """Drop noted entries past four hours before the member's latest, or past ``MAX_NOTED``."""
+    noted = b.noted_times
+    cut = bisect.bisect_left(noted, b.last_t - LONG) if noted[0] < b.last_t - LONG else 0
+    cut = max(cut, len(noted) - MAX_NOTED)
+    if cut > 0:
+        del noted[:cut], b.noted_ids[:cut], b.noted_sids[:cut], b.noted_flags[:cut]
+
+
+def _away(ctx: EventContext) -> bool:
+    staff, subject = ctx.staff, ctx.subject
+    return (
+        staff is not None
+        and subject is not None
+        and bool(subject.area)
+        and subject.area != staff.area
+        and ctx.ref.is_area(staff.area)
+    )
+
+
+def _since(times: list[float], start: float, t: float) -> tuple[int, int]:
+    """The slice of ``times`` from ``start`` to ``t`` (all of it, in time order)."""
+    end = len(times)
+    hi = end if times[-1] <= t else bisect.bisect_right(times, t)
+    lo = 0 if times[0] >= start else bisect.bisect_left(times, start)
+    return lo, hi
+
+
+def _counts(flags: bytearray, lo: int, hi: int) -> tuple[int, int, int, int, int]:
+    """(opens, justified, doubtful, away, prints) among ``flags[lo:hi]``."""
+    if lo or hi != len(flags):
+        flags = flags[lo:hi]
+    count = flags.count
+    bare = count(BARE_PRINT)
+    doubtful = count(_D) + count(_DA) + count(_PD) + count(_PDA)
+    away = count(_DA) + count(_PDA)
+    justified = count(JUSTIFIED) + count(PRINTED | JUSTIFIED)
+    prints = bare + count(_P) + count(PRINTED | JUSTIFIED) + count(_PD) + count(_PDA)
+    return hi - lo - bare, justified, doubtful, away, prints
+
+
+def _noted_counts(b: Behaviour, lo: int, hi: int, recent: float) -> tuple[int, int, int, int]:
+    """(doubtful in ten minutes, doubtful, away, prints) among the noted ``[lo:hi]``."""
+    times, flags = b.noted_times, b.noted_flags
+    soon = doubtful = away = prints = 0
+    for i in range(lo, hi):
+        f = flags[i]
+        if f & DOUBTFUL:
+            doubtful += 1
+            soon += times[i] >= recent
+            away += f & AWAY != 0
+        prints += f & PRINTED != 0
+    return soon, doubtful, away, prints
+
+
+def _climbed(rungs: bytearray, counts: tuple[int, ...]) -> bool:
+    """True when a count reached a rung above the one last scored; note the rungs.
+
+    A count that fell ``SETTLE`` rungs below its mark (the window slid past a
+    burst) lowers the mark, so the next burst scores afresh.
     """
-    times = b.times
-    n = len(times)
-    return (n >= 3 and times[n - 3] >= t - RECENT) or n > b.usual + 2
+    climbed = False
+    for k, c in enumerate(counts):
+        rung = bisect.bisect_right(RUNGS, c)
+        mark = rungs[k]
+        if rung > mark:
+            rungs[k] = rung
+            climbed = True
+        elif rung + SETTLE <= mark:
+            rungs[k] = rung
+    return climbed
 
 
 def _values(
-    b: Behaviour, ctx: EventContext, t: float, new_terminal: bool, idle: float
+    ctx: EventContext,
+    t: float,
+    counts: tuple[int, int, int, int, int],
+    longer: tuple[int, int, int, int],
 ) -> tuple[float, ...]:
-    times = b.times
-    end = len(times)
-    # In order (the usual case) the member's last hour is everything kept.
-    hi = end if times[-1] <= t else bisect.bisect_right(times, t)
-    lo = 0 if times[0] >= t - HOUR else bisect.bisect_left(times, t - HOUR)
-    flags = b.flags if lo == 0 and hi == end else b.flags[lo:hi]
-    count = flags.count
-    plain = count(0)
-    if plain == hi - lo:  # most hours: plain opens only
-        n, bare, doubtful, away, prints = plain, 0, 0, 0, 0
-    else:
-        bare = count(BARE_PRINT)
-        n = hi - lo - bare  # opens
-        doubtful = n - plain - count(PRINTED)
-        away = count(DOUBTFUL | AWAY) + count(PRINTED | DOUBTFUL | AWAY)
-        prints = (bare + count(PRINTED) + count(PRINTED | DOUBTFUL)
-                  + count(PRINTED | DOUBTFUL | AWAY))
-    # The last ten minutes' opens: the end of the hour.
-    since = t - RECENT
-    start = lo if times[lo] >= since else bisect.bisect_left(times, since, lo, hi)
-    recent, sids = times[start:hi], b.sids[start:hi]
-    if bare and b.flags.find(BARE_PRINT, start, hi) >= 0:  # a print of no record is no open
-        opened = [i for i, sid in enumerate(sids) if sid]
-        recent, sids = [recent[i] for i in opened], [sids[i] for i in opened]
-    k = len(recent)
-    if k < 2:
-        median_gap = RECENT
-    elif k == 2:
-        median_gap = recent[1] - recent[0]
-    else:
-        gaps = sorted(map(sub, recent[1:], recent))
-        median_gap = gaps[len(gaps) // 2]
+    opens, justified, doubtful, away, prints = counts
+    recent, doubtful_4h, away_4h, prints_4h = longer
     roster = ctx.ref.roster(ctx.event.user_id)
     off = 0.0
     if roster is not None and not roster.covers(t, 0.0):
         off = min(600.0, (roster.nearest_gap(t) or 0.0) / 60)
     return (
-        float(n),
-        b.usual,
-        float(len(set(sids))),
-        median_gap,
-        doubtful / n if n else 0.0,
+        float(opens),
+        float(justified),
+        float(doubtful),
+        float(recent),
+        float(doubtful_4h),
         float(away),
+        float(away_4h),
         float(prints),
+        float(prints_4h),
         off,
-        1.0 if new_terminal else 0.0,
-        min(idle, 24 * 90.0),
     )
-
-
-def _next_hour(b: Behaviour, t: float) -> None:
-    """Close the member's hour: their usual opens per active hour, winsorised
-    like the volume rule's."""
-    if b.hour_end and b.hour_count > 0:
-        capped = min(b.hour_count, 3 * b.usual + 5)
-        b.usual = float(b.hour_count) if b.active_hours == 0 else b.usual + 0.1 * (capped - b.usual)
-        b.active_hours += 1
-    b.hour_end = (t // HOUR + 1) * HOUR
-    b.hour_count = 0
-
-
-def _terminal(b: Behaviour, terminal: str) -> bool:
-    """True when ``terminal`` is new to the member (``b.seen`` counts this event)."""
-    b.terminal = terminal
-    if terminal in b.terminals:
-        return False
-    b.terminals = [*b.terminals, terminal][-KNOWN_TERMINALS:]
-    # The first few terminals are learning, not news.
-    return b.seen > LEARNING

@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 
 # One piece of evidence: starts with (event time, event_id), the order evidence is
 # counted in (a window's entries serve as they are).
-Evidence = tuple[float, str] | tuple[float, str, str | None, bool]
+Evidence = (
+    tuple[float, str] | tuple[float, str, str | None] | tuple[float, str, str | None, bool]
+)
 
 
 @dataclass(slots=True)

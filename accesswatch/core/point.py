@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from accesswatch.core.context import EventContext, assigned_open_case_listing
 from accesswatch.core.firing import Firing
@@ -105,7 +106,7 @@ def off_duty(rule: r.OffDuty, ctx: EventContext, st: UserState) -> Firing | None
     if roster.covers(ctx.t, grace):
         return None
     gap = roster.nearest_gap(ctx.t) or 0.0
-    at = datetime.fromtimestamp(ctx.t, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    at = datetime.fromtimestamp(ctx.t, ZoneInfo(rule.timezone)).strftime("%Y-%m-%d %H:%M %Z")
     return _opened(
         ctx,
         f"used {ctx.event.system} ({ctx.event.action}) at {at}, "

@@ -29,6 +29,10 @@ class Open(msgspec.Struct, gc=False):
     end: float  # end of its period, event time: later firings go to another alert
     last: tuple[float, str]  # the latest evidence counted, so none counts twice
     firings: int = 1
+    # The alert's own rule's latest reasons, and each other rule's whose firings
+    # joined it because they were about the same events (``core/detector.py``).
+    own: list[str] = msgspec.field(default_factory=list)
+    also: dict[str, str] = msgspec.field(default_factory=dict)
 
 
 class UserState(msgspec.Struct):
@@ -39,19 +43,23 @@ class UserState(msgspec.Struct):
     days_seen: dict[str, dict[str, list[tuple[int, float, str]]]] = msgspec.field(
         default_factory=dict, name="days_seen_v2"
     )
-    # rule id -> [hour index, opens that hour, usual opens per active hour, active hours]
-    baselines: dict[str, list[float]] = msgspec.field(default_factory=dict)
+    # rule id -> [first open's time, then (UTC day, opens that left the window) pairs
+    # within the lookback]: the history a usual rate per duty hour is taken from
+    baselines: dict[str, list[float]] = msgspec.field(default_factory=dict, name="baselines_v2")
     # alert id -> the alert, while its period is within the horizon
     alerts: dict[str, Open] = msgspec.field(default_factory=dict)
+    # the id a rule's alert would have had -> the alert its firings joined instead
+    joined: dict[str, str] = msgspec.field(default_factory=dict)
     risk: float = 0.0
     risk_t: float = 0.0
     risk_armed: bool = True
-    risk_evidence: list[tuple[float, str]] = msgspec.field(
-        default_factory=list, name="risk_evidence_v2"
+    # (event time, event_id, subject_id) of the accesses behind the risk score
+    risk_evidence: list[tuple[float, str, str | None]] = msgspec.field(
+        default_factory=list, name="risk_evidence_v3"
     )
     risk_reasons: list[str] = msgspec.field(default_factory=list)
     # Behavioural features for the anomaly model (tracked only when a model is loaded).
-    behaviour: Behaviour = msgspec.field(default_factory=Behaviour, name="behaviour_v2")
+    behaviour: Behaviour = msgspec.field(default_factory=Behaviour, name="behaviour_v3")
 
 
 class Published(msgspec.Struct, array_like=True, gc=False):

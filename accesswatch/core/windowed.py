@@ -97,48 +97,127 @@ def out_of_area(rule: r.OutOfArea, ctx: EventContext, st: UserState) -> Firing |
 def volume(rule: r.Volume, ctx: EventContext, st: UserState) -> Firing | None:
     if ctx.sid is None:
         return None
-    usual, hours = _baseline(st, rule.id, ctx.t)
-    window = seconds(rule.window)
+    t = ctx.t
+    spans = _spans(tuple(rule.windows))
+    longest = spans[-1][0]
     # Vehicle and address checks need no case: they never count as unjustified here.
     suspect = ctx.subject_type not in rule.casual_types and not ctx.justified
-    current = _insert(st, rule.id, (ctx.t, ctx.event.event_id, ctx.sid, suspect), window)
-    warm = hours >= rule.warmup_hours
-    need = max(rule.min_count, rule.ratio * usual * window / 3600) if warm else rule.cold_min_count
-    n = len(current)
-    if n < need:
+    entries = st.windows.get(rule.id)
+    if entries is None:
+        entries = st.windows[rule.id] = []
+    entries.append((t, ctx.event.event_id, ctx.sid, suspect))
+    history = st.baselines.get(rule.id)
+    if history is None:
+        history = st.baselines[rule.id] = [t, -1.0]
+    if entries[0][0] < t - longest:
+        cut = bisect.bisect_left(entries, t - longest, key=_time)
+        _age(history, entries[:cut], ctx, seconds(rule.lookback))
+        del entries[:cut]
+    least = min(rule.min_count, rule.cold_min_count)
+    if len(entries) < least:
         return None
-    unjustified = sum(1 for e in current if e[3])
-    if unjustified < rule.min_unjustified_share * n:
+    # Either test needs at least this many unjustified opens: most busy members'
+    # work is justified, and is done with here.
+    if sum(1 for e in entries if e[3]) < rule.min_unjustified_share * least:
         return None
-    ids, subjects = _evidence(current)
-    span = current[-1][0] - current[0][0]
-    usual_text = f"their usual is {usual:.0f} an hour" if warm else "they have little history yet"
-    what = (
-        f"opened {n} records in {_minutes(span)}; {usual_text}; "
-        f"{unjustified} of them people or incidents with no justifying case"
-    )
-    return Firing(ids, [what], subjects)
+    usual: tuple[float, float, float] | None = None
+    for span, text in spans:
+        start = bisect.bisect_left(entries, t - span, key=_time)
+        if len(entries) - start < least:
+            continue
+        current = entries[start:]
+        n = len(current)
+        if usual is None:
+            usual = _usual(history, ctx, t - longest, seconds(rule.lookback))
+        rate, doubtful_rate, hours = usual
+        warm = hours >= rule.warmup_hours
+        if warm:
+            need = max(rule.min_count, rule.ratio * rate * span / 3600)
+            need_doubtful = max(rule.min_count, rule.ratio * doubtful_rate * span / 3600)
+        else:
+            need = need_doubtful = rule.cold_min_count
+        unjustified = sum(1 for e in current if e[3])
+        # Many times the usual, mostly unjustified; or, beside real work, many
+        # times the usual of unjustified opens alone.
+        mostly = n >= need and unjustified >= rule.min_unjustified_share * n
+        if not mostly and unjustified < need_doubtful:
+            continue
+        ids, subjects = _evidence(current)
+        elapsed = current[-1][0] - current[0][0]
+        if warm:
+            usual_text = (
+                f"{n / max(rate * span / 3600, 1e-9):.1f} times their usual of "
+                f"{rate:.1f} an hour at work (over {hours:.0f} hours) for {text}"
+            )
+        else:
+            usual_text = "they have too few hours at work on record to know their usual"
+        what = (
+            f"opened {n} records in {_minutes(elapsed)}, {usual_text}; "
+            f"{unjustified} of them people or incidents with no justifying case"
+        )
+        return Firing(ids, [what], subjects)
+    return None
 
 
-def _baseline(st: UserState, rule_id: str, t: float) -> tuple[float, float]:
-    """Count this open into the member's hourly baseline; return (usual, active hours).
+@cache
+def _spans(windows: tuple[str, ...]) -> list[tuple[float, str]]:
+    """(seconds, as written) of each window, shortest first."""
+    return sorted((seconds(w), w) for w in windows)
 
-    The usual rate is an exponentially weighted mean of opens per *active*
-    hour, so nights off and rest days do not dilute it.  An hour far above the
-    usual counts only up to three times the usual (plus a little): a harvest
-    must not teach the baseline that harvesting is normal.
+
+# A member's volume history: [time of their first open, the last clock hour counted
+# as worked off the roster, then for each UTC day within the lookback: (day, opens,
+# of those unjustified, hours worked off the roster)].  Opens join it as they leave
+# the longest window.
+_FIRST, _OFF_HOUR, _DAYS, _STRIDE = 0, 1, 2, 4
+
+
+def _age(history: list[float], gone: list[Entry], ctx: EventContext, lookback: float) -> None:
+    """Count opens that left the window into their day; forget days past the lookback.
+
+    A clock hour with opens outside every rostered duty counts as an hour at
+    work (overtime, a call-in): it joins the duty hours the rate divides by.
     """
-    b = st.baselines.get(rule_id)
-    hour = t // 3600
-    if b is None:
-        b = st.baselines[rule_id] = [hour, 0.0, 0.0, 0.0]
-    if hour > b[0]:
-        if b[1] > 0:
-            b[2] = b[1] if b[3] == 0 else b[2] + 0.1 * (min(b[1], 3 * b[2] + 5) - b[2])
-            b[3] += 1
-        b[0], b[1] = hour, 0.0
-    b[1] += 1
-    return b[2], b[3]
+    roster = ctx.ref.roster(ctx.event.user_id)
+    for e in gone:
+        day = e[0] // 86400
+        if len(history) == _DAYS or history[-_STRIDE] != day:
+            history += (day, 0.0, 0.0, 0.0)
+        history[-3] += 1
+        if e[3]:
+            history[-2] += 1
+        hour = e[0] // 3600
+        if roster is not None and hour != history[_OFF_HOUR] and not roster.covers(e[0], 0.0):
+            history[_OFF_HOUR] = hour
+            history[-1] += 1
+    oldest = (ctx.t - lookback) // 86400
+    k = _DAYS
+    while k < len(history) and history[k] < oldest:
+        k += _STRIDE
+    if k > _DAYS:
+        del history[_DAYS:k]
+
+
+def _usual(
+    history: list[float], ctx: EventContext, before: float, lookback: float
+) -> tuple[float, float, float]:
+    """(opens and unjustified opens per hour at work, hours at work) before ``before``.
+
+    Hours at work are the rostered duty since the member's first open, plus
+    the clock hours they worked off the roster: a feed that began mid-history
+    does not dilute the rate, and overtime does not inflate it.  No roster: no
+    usual.
+    """
+    roster = ctx.ref.roster(ctx.event.user_id)
+    if roster is None:
+        return 0.0, 0.0, 0.0
+    since = max(history[_FIRST], (ctx.t - lookback) // 86400 * 86400)
+    hours = roster.duty_seconds(since, before) / 3600 + sum(history[_DAYS + 3 :: _STRIDE])
+    if hours <= 0:
+        return 0.0, 0.0, 0.0
+    opens = sum(history[_DAYS + 1 :: _STRIDE])
+    doubtful = sum(history[_DAYS + 2 :: _STRIDE])
+    return opens / hours, doubtful / hours, hours
 
 
 def repeat_subject(rule: r.RepeatSubject, ctx: EventContext, st: UserState) -> Firing | None:

@@ -40,6 +40,7 @@ class Ledger:
         self._unjustified: dict[tuple[str, str], tuple[list[int], list[int]]] = {}
         self._out_of_area: dict[str, list[str]] = {}
         self.counts: dict[str, int] = {}
+        self.opens: dict[str, int] = {}  # events that opened a record, per user
         self.last: dict[str, int] = {}  # latest access time per user
 
     def _event_id(self, system: str) -> str:
@@ -85,6 +86,8 @@ class Ledger:
             )
         )
         self.counts[m.user_id] = self.counts.get(m.user_id, 0) + 1
+        if sid:
+            self.opens[m.user_id] = self.opens.get(m.user_id, 0) + 1
         if ts > self.last.get(m.user_id, 0):
             self.last[m.user_id] = ts
         return eid
@@ -209,3 +212,11 @@ class Ledger:
             return False
         self._unjustified[(m.user_id, sid)] = (new_u, new_l)
         return True
+
+    def opened_without_case(self, user_id: str, sid: str) -> bool:
+        """True when ordinary work may have opened ``sid`` for this member with no case."""
+        return (user_id, sid) in self._unjustified
+
+    def out_of_area_opened(self, user_id: str) -> int:
+        """People from other areas ordinary work opened for this member with no case."""
+        return len(self._out_of_area.get(user_id, ()))

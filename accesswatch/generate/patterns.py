@@ -25,12 +25,16 @@ def _justified_pick(kit: Kit, m: Staff, t: int) -> tuple[Subject, str] | None:
 
 def s08_harvest(kit: Kit, m: Staff) -> list[str] | None:
     rng, f = kit.rng, kit.force
-    base = kit.ledger.counts.get(m.user_id, 0) / max(1.0, _duty_hours(kit, m))
-    hours = rng.uniform(1.0, 2.0)
+    # The member's usual: records opened per rostered duty hour.
+    base = kit.ledger.opens.get(m.user_id, 0) / max(1.0, _duty_hours(kit, m))
+    # Half are slow: four to five times the usual, spread over up to two hours.
+    slow = rng.random() < 0.5
+    hours = rng.uniform(1.5, 2.0) if slow else rng.uniform(1.0, 2.0)
     t = kit.time_on_duty(m, int(hours * HOUR))
-    if t is None or base < 1.5:
+    if t is None or base < 1.0:
         return None
-    total = min(600, max(20, round(rng.uniform(4, 15) * base * hours)))
+    factor = rng.uniform(4, 5) if slow else rng.uniform(5, 15)
+    total = min(600, max(20, round(factor * base * hours)))
     justified_share = rng.uniform(0.0, 0.25)
     area = m.area if m.area in f.plain_people else rng.choice(f.areas)
     people = rng.sample(f.plain_people[area], min(total, len(f.plain_people[area])))

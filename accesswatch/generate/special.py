@@ -2,8 +2,9 @@
 
 On the major-incident day a large share of one area (plus mutual aid from
 another) works one case at several times their usual rate, on long overtime
-or called in on a rest day. After a case closes, its team keeps touching it
-with the old reference for a day or two.
+or called in on a rest day. On a storm evening the control room takes three
+times its usual calls for three hours, every record on a call's log. After a
+case closes, its team keeps touching it with the old reference for a day or two.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import random
 from dataclasses import dataclass
 
 from . import names
+from .calls import Dispatcher
 from .cases import CaseBook
 from .clock import DAY, HOUR, MINUTE, SECOND, date_text, local_day, local_to_utc
 from .ledger import Ledger
@@ -183,3 +185,31 @@ def _touch(rng: random.Random, force: Force, ledger: Ledger, m: Staff, case: Cas
             m, t, terminal, case.system, action, s.subject_type, s.subject_id, None, case.case_ref
         )
         t += rng.randint(1, 15) * MINUTE
+
+
+SURGE_HOURS = 3
+SURGE_FACTOR = 3.0  # calls taken, against a usual evening
+_EVENTS_PER_CALL = 6.5
+
+
+def control_room_surge(
+    rng: random.Random, force: Force, ledger: Ledger, calls: Dispatcher
+) -> tuple[int, int]:
+    """A storm evening: everyone on duty in the control room takes three times their
+    usual calls from 17:00 for three hours.  Returns (start, end) of the surge."""
+    first, last = local_day(force.start), local_day(force.end - 1)
+    t0 = local_to_utc(rng.randint(first, last) * DAY + 17 * HOUR)
+    t1 = t0 + SURGE_HOURS * HOUR
+    for m in force.staff:
+        if not m.works or m.unit != "Control Room":
+            continue
+        for d in m.duties:
+            s, e = max(d.start, t0, force.start), min(d.end, t1, force.end - HOUR)
+            if e <= s:
+                continue
+            extra = round((SURGE_FACTOR - 1) * m.rate * (e - s) / HOUR / _EVENTS_PER_CALL)
+            limit = min(d.end + 19 * MINUTE, force.end - 1)
+            terminal = duty_terminal(rng, m)
+            for t in sorted(rng.randint(s, e) for _ in range(extra)):
+                calls.call(m, t, terminal, limit)
+    return t0, t1

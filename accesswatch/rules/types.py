@@ -103,6 +103,8 @@ class RepeatSubject(Rule, tag="repeat_subject", frozen=True):
 
 class OffDuty(Rule, tag="off_duty", frozen=True):
     grace: str = "30m"
+    # Reasons give times in this zone, as rosters are written.
+    timezone: str = "Europe/London"
 
 
 class Account(Rule, tag="account", frozen=True):
@@ -144,14 +146,20 @@ class WindowCount(Rule, tag="window_count", frozen=True):
 
 
 class Volume(Rule, tag="volume", frozen=True):
-    """Opens in a window against the member's own usual rate per active hour."""
+    """Opens in the last hour or two against the member's usual rate per duty hour."""
 
-    window: str = "2h"
-    ratio: float = 4.0
-    min_count: int = 40
+    # Each window ending at this open is judged; the longest is kept.
+    windows: list[str] = msgspec.field(default_factory=lambda: ["1h", "2h"])
+    ratio: float = 3.0
+    min_count: int = 15
     min_unjustified_share: float = 0.5
-    warmup_hours: int = 6
-    cold_min_count: int = 120
+    # The usual rate: opens before the longest window, over the rostered duty
+    # hours they fell in, within this lookback.
+    lookback: str = "14d"
+    # Fewer duty hours of history than this: the member's own rate is not trusted
+    # yet, and a window needs ``cold_min_count`` opens.
+    warmup_hours: float = 8.0
+    cold_min_count: int = 20
     # Checks that are ordinary without a case: they count towards volume, not
     # towards the unjustified share.
     casual_types: list[str] = msgspec.field(default_factory=lambda: ["vehicle", "address"])
@@ -162,6 +170,15 @@ class Volume(Rule, tag="volume", frozen=True):
             raise ValueError("ratio must be > 1")
         if not 0 <= self.min_unjustified_share <= 1:
             raise ValueError("min_unjustified_share must be between 0 and 1")
+        if not self.windows:
+            raise ValueError("windows must name at least one span, like [1h, 2h]")
+        for w in self.windows:
+            try:
+                span = seconds(w)
+            except ValueError as e:
+                raise ValueError(f"windows: {e}") from None
+            if span <= 0:
+                raise ValueError("windows must be > 0")
 
 
 class Risk(Rule, tag="risk", frozen=True):
@@ -194,12 +211,19 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     horizon: str = "24h"
     # Alerts are grouped by periods of local time (a rule's ``fold``) in this zone.
     timezone: str = "Europe/London"
+    # One incident, one alert: a rule's firing that would open a new alert joins
+    # the member's open alert that holds any of its events, or else whose latest
+    # evidence is at most this long before the firing's first (0s: only shared
+    # events join).
+    episode_gap: str = "1h"
+    # False: every rule raises its own alerts, as before episodes were joined.
+    one_alert_per_incident: bool = True
     # Contract v1.0's allowance for slightly late events; the horizon replaced it.
     # Still accepted so older packs load; it changes nothing.
     lateness: str = "10m"
 
     def __post_init__(self) -> None:
-        for name in ("closed_case_grace", "horizon", "lateness"):
+        for name in ("closed_case_grace", "horizon", "lateness", "episode_gap"):
             try:
                 seconds(getattr(self, name))
             except ValueError as e:

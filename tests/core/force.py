@@ -157,3 +157,13 @@ def ev(
     )
     event.t = t
     return event
+
+
+def rules_raised(alerts) -> set[str]:
+    """Rule ids whose firings show in ``alerts``: each alert's own rule and those
+    that joined it (an incident's other rules say "also AW-009: ..." there)."""
+    out: set[str] = set()
+    for a in alerts:
+        out.add(a.rule_id)
+        out.update(why[5:].split(":")[0] for why in a.reasons if why.startswith("also "))
+    return out

@@ -11,7 +11,7 @@ import pytest
 from accesswatch.contract.events import AccessEvent
 from accesswatch.core import Detector, Member
 from accesswatch.rules import load_rules
-from tests.core.force import DAY, HOUR, T0, build_force, ev
+from tests.core.force import DAY, HOUR, T0, build_force, ev, rules_raised
 
 PACK = load_rules()
 Scenario = Callable[[], list[AccessEvent]]
@@ -27,7 +27,11 @@ def alone(*rule_ids: str):
 def fired_rules(events: list[AccessEvent], pack=PACK) -> set[str]:
     detector = Detector(pack, build_force())
     members: dict[str, Member] = {}
-    return {a.rule_id for a in detector.process_batch(events, members).changed}
+    return rules_raised(detector.process_batch(events, members).changed)
+
+
+def alerts_of(events: list[AccessEvent], pack=PACK) -> list:
+    return Detector(pack, build_force()).process_batch(events, {}).changed
 
 
 def repeat(
@@ -41,14 +45,14 @@ def repeat(
     return [ev(user, start + i * gap, s, action=action, case=case) for i, s in enumerate(subjects)]
 
 
-def baseline_then(burst: list[AccessEvent]) -> list[AccessEvent]:
-    """Three days of u1's steady justified work (5 opens an hour), then ``burst``."""
+def baseline_then(burst: list[AccessEvent], case: str | None = "C-ANY") -> list[AccessEvent]:
+    """Three days of u1's steady work (5 opens an hour on duty), then ``burst``."""
     normal = [
         ev(
             "u1",
             T0 + d * DAY + h * HOUR + m * 720,
             f"P-N{(d * 40 + h * 5 + m) % 200:03d}",
-            case="C-ANY",
+            case=case,
         )
         for d in range(3)
         for h in range(8)
@@ -58,6 +62,17 @@ def baseline_then(burst: list[AccessEvent]) -> list[AccessEvent]:
 
 
 N = [f"P-N{i:03d}" for i in range(200)]
+
+
+def beside_casework(unjustified: int, justified: int) -> list[AccessEvent]:
+    """Two hours on day 3: casework on C-ANY with unjustified opens among it."""
+    n = unjustified + justified
+    doubtful = {round(k * n / unjustified) for k in range(unjustified)}  # spread evenly
+    start = T0 + 3 * DAY + HOUR
+    return [
+        ev("u1", start + i * 7200 // n, N[i], case=None if i in doubtful else "C-ANY")
+        for i in range(n)
+    ]
 SOUTH = [f"P-S{i}" for i in range(8)]
 
 CASES: dict[str, tuple[list[Scenario], list[Scenario]]] = {
@@ -110,10 +125,21 @@ CASES: dict[str, tuple[list[Scenario], list[Scenario]]] = {
         ],
     ),
     "AW-008": (
-        [lambda: baseline_then(repeat("u1", N[:70], T0 + 3 * DAY + HOUR, 50))],
+        [
+            lambda: baseline_then(repeat("u1", N[:70], T0 + 3 * DAY + HOUR, 50)),
+            # Slow: 34 over 1 h 50 min against a usual of 5 an hour at work.
+            lambda: baseline_then(repeat("u1", N[:34], T0 + 3 * DAY + HOUR, 195)),
+            # Beside a busy shift of casework: 32 unjustified among 72.
+            lambda: baseline_then(beside_casework(32, 40)),
+            # No history yet: 20 unjustified in an hour is enough alone.
+            lambda: repeat("u1", N[:20], T0 + HOUR, 170),
+        ],
         [
             lambda: baseline_then(repeat("u1", N[:70], T0 + 3 * DAY + HOUR, 50, case="C-ANY")),
             lambda: baseline_then(repeat("u1", N[:12], T0 + 3 * DAY + HOUR, 300)),
+            lambda: repeat("u1", N[:19], T0 + HOUR, 170),
+            # Busy as usual: a member who opens 5 unjustified records an hour, 25 in two.
+            lambda: baseline_then(repeat("u1", N[:25], T0 + 3 * DAY + HOUR, 280), case=None),
         ],
     ),
     "AW-009": (
@@ -156,7 +182,7 @@ CASES: dict[str, tuple[list[Scenario], list[Scenario]]] = {
             lambda: repeat("hq1", SOUTH[:5], T0 + HOUR, 6 * HOUR),
             lambda: repeat("u1", SOUTH[:5], T0 + HOUR, 6 * HOUR, case="C-ANY"),
             lambda: repeat("u1", SOUTH[:3], T0 + HOUR, 6 * HOUR),
-            lambda: repeat("u1", SOUTH[:5], T0 + HOUR, 3 * DAY),
+            lambda: repeat("u1", SOUTH[:5], T0 + HOUR, 5 * DAY),
         ],
     ),
     "AW-017": (
@@ -198,9 +224,36 @@ def test_rule_quiet_on_negative(rule_id: str, n: int) -> None:
 
 
 def test_risk_adds_up_weak_signals() -> None:
-    # Neighbour (10) + family (10) reach the threshold of 20 together, not apart.
+    # Neighbour (10) + family (10) reach the threshold of 20 together, not apart...
     assert "AW-090" in fired_rules([ev(subject="P-NB"), ev(subject="P-FAM")])
     assert "AW-090" not in fired_rules([ev(subject="P-NB")])
+    # ... but both accesses are already another alert's evidence: the risk goes onto
+    # that alert, with its reason, and raises none of its own.
+    (alert,) = alerts_of([ev(subject="P-NB"), ev(subject="P-FAM")])
+    assert alert.rule_id == "AW-003"
+    assert any(why.startswith("also AW-090: risk score ") for why in alert.reasons)
+
+
+def test_risk_alerts_on_its_own_only_for_what_no_other_alert_holds() -> None:
+    """Out-of-area people with no case, each a weak signal (AW-016 0.5 + AW-017 1),
+    under AW-015's four a fortnight: 14 of them reach 20 and raise AW-090, whose
+    evidence and subjects are those accesses."""
+    pack = alone("AW-016", "AW-017", "AW-090")
+    pack = dataclasses.replace(
+        pack, rules=tuple(msgspec.structs.replace(r, alert=r.id == "AW-090") for r in pack.rules)
+    )
+    events = [ev(t=T0 + HOUR + i * 600, subject=f"P-S{i % 8}") for i in range(14)]
+    (alert,) = alerts_of(events, pack)
+    assert alert.rule_id == "AW-090"
+    assert alert.event_ids == [e.event_id for e in events]
+    assert alert.subject_ids == [f"P-S{i}" for i in range(8)]
+    assert "AW-090" not in fired_rules(events[:13], pack)
+
+
+def test_one_access_never_makes_a_risk_alert_alone() -> None:
+    """A leaver's access adds 20, the threshold, at once: it is AW-011's alert."""
+    alerts = alerts_of([ev("u3")])
+    assert [a.rule_id for a in alerts] == ["AW-011"]
 
 
 def test_risk_decays() -> None:

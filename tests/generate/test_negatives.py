@@ -41,6 +41,27 @@ def test_major_incident_day(feed: Feed) -> None:
     )
 
 
+def test_control_room_surge(feed: Feed) -> None:
+    """One evening the control room takes about three times its calls for three hours,
+    every record on a call's log: volume that is not misuse."""
+    handlers = {u for u, m in feed.staff.items() if m["unit"] == "Control Room"}
+    per_hour: Counter[int] = Counter(
+        int(e["_t"] // 3600) for e in ordinary(feed) if e["user_id"] in handlers
+    )
+    hours = sorted(per_hour)
+    typical = sorted(per_hour.values())[len(per_hour) // 2]
+    evening = max(hours, key=lambda h: sum(per_hour[h + k] for k in range(3)))
+    assert sum(per_hour[evening + k] for k in range(3)) >= 2 * 3 * typical
+    surge = [
+        e
+        for e in ordinary(feed)
+        if e["user_id"] in handlers and evening <= e["_t"] // 3600 < evening + 3
+    ]
+    opened = [e for e in surge if e.get("subject_id")]
+    assert opened and all(feed.justified(e) for e in opened if e.get("case_ref"))
+    assert sum(1 for e in opened if e.get("case_ref")) >= 0.8 * len(opened)
+
+
 def test_long_overtime_and_night_work(feed: Feed) -> None:
     longest = max(e - s for spans in feed.duties.values() for s, e in spans)
     assert longest >= 13 * 3600

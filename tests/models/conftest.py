@@ -14,7 +14,7 @@ from models.train import feature_rows, fit
 @pytest.fixture(scope="session")
 def force(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("model-force")
-    generate_force(out, staff=800, days=7, seed=5)
+    generate_force(out, staff=800, days=7, seed=5, variants=True)
     return out
 
 
@@ -26,4 +26,4 @@ def ref(force: Path) -> ReferenceData:
 @pytest.fixture(scope="session")
 def model(force: Path, ref: ReferenceData) -> AnomalyModel:
     rows = feature_rows(force / "events.jsonl", Detector(None, ref))
-    return fit(rows, alert_rate=0.001, seed=1)
+    return fit(rows, seed=1)

@@ -14,11 +14,12 @@ from accesswatch.core import Detector
 from accesswatch.core.features import Row
 from accesswatch.reference import ReferenceData
 from models import AnomalyModel
-from models.anomaly import COLUMNS
+from models.anomaly import COLUMNS, SHARE_PRIOR
 from models.train import feature_rows
 from tests.models.test_model_contract import run_alerts
 
-QUIET = (0.0, 5.0, 0.0, 600.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)  # nothing stands out
+# opens, justified, doubtful (1h, 10m, 4h), away (1h, 4h), prints (1h, 4h), off duty
+QUIET = (5.0, 3.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)  # nothing stands out
 
 
 def at_bounds(model: AnomalyModel, peer: str) -> list[Row]:
@@ -27,15 +28,15 @@ def at_bounds(model: AnomalyModel, peer: str) -> list[Row]:
     median = model.peer_median.get(peer, model.median)
     scale = model.peer_scale.get(peer, model.scale)
     at = {name: median[j] + model.min_z * scale[j] for j, name in enumerate(COLUMNS)}
-    peer_usual = model.peer_usual.get(peer, model.peer_usual.get("*", 1.0))
     raw = {  # raw index → the raw value where the column reaches its mark
-        0: [math.expm1(at["opens_1h"]), at["opens_vs_usual"] * QUIET[1],
-            at["opens_vs_peers"] * max(peer_usual, 1.0)],
-        2: [math.expm1(at["distinct_10m"])],
-        3: [600.0 / at["speed_10m"]] if at["speed_10m"] > 0 else [],
+        2: [math.expm1(at["unjustified_1h"]), at["unjustified_share"] * (QUIET[0] + SHARE_PRIOR)],
+        3: [math.expm1(at["unjustified_10m"])],
+        4: [math.expm1(at["unjustified_4h"])],
         5: [at["out_of_area_1h"]],
-        6: [math.expm1(at["prints_1h"])],
-        7: [math.expm1(at["off_duty_minutes"])],
+        6: [at["out_of_area_4h"]],
+        7: [math.expm1(at["prints_1h"])],
+        8: [math.expm1(at["prints_4h"])],
+        9: [math.expm1(at["off_duty_minutes"])],
     }
     rows = []
     for i, marks in raw.items():
@@ -44,11 +45,6 @@ def at_bounds(model: AnomalyModel, peer: str) -> list[Row]:
                 values = list(QUIET)
                 values[i] = value
                 rows.append(Row("u", "e", 0.0, peer, tuple(values)))
-    # Unjustified opens: share × opens, with one open.
-    for value in _around(math.expm1(at["unjustified_1h"])):
-        values = list(QUIET)
-        values[0], values[4] = 1.0, value
-        rows.append(Row("u", "e", 0.0, peer, tuple(values)))
     return rows
 
 
@@ -79,7 +75,13 @@ def test_no_row_the_model_could_explain_is_kept_from_it(
     # A row the test lets through is one a hair below a bound, at most.
     quiet = Row("u", "e", 0.0, peers[0], QUIET)
     assert not model.worth_judging(quiet)
-    assert model.worth_judging(msgspec.structs.replace(quiet, values=(1e6, *QUIET[1:])))
+    assert model.worth_judging(msgspec.structs.replace(quiet, values=(*QUIET[:2], 1e6,
+                                                                      *QUIET[3:])))
+    # Volume alone, however great, is never worth judging: a live operation's
+    # hundreds of justified opens an hour explain nothing.
+    busy = msgspec.structs.replace(quiet, values=(400.0, 400.0, *QUIET[2:]))
+    assert not model.worth_judging(busy)
+    assert model.judge([busy]) == [None]
 
 
 def test_the_detector_counts_rows_due_and_rows_judged(

@@ -23,8 +23,8 @@ def test_served_model_gives_the_loaded_models_verdicts(
     version = save_model(model, path)
     full, served = load_model(path), load_served_model(path)
     assert served.forest is None and served.version == version == full.version
-    assert (served.threshold, served.odd_threshold, served.peer_usual, served.meta) == (
-        full.threshold, full.odd_threshold, full.peer_usual, full.meta)
+    assert (served.threshold, served.odd_threshold, served.peer_median, served.meta) == (
+        full.threshold, full.odd_threshold, full.peer_median, full.meta)
     rows = feature_rows(force / "events.jsonl", Detector(None, ref))  # type: ignore[arg-type]
     x = full.columns(rows)
     assert np.array_equal(served.score(x), full.score(x))  # to the bit

@@ -67,8 +67,9 @@ def test_model_swap_while_events_flow(broker: str, tmp_path: Path) -> None:
     rows = feature_rows(force / "events.jsonl", Detector(None, ref))
     # Generous alert rates so a small force raises model alerts on both sides of the swap.
     m1, m2 = tmp_path / "m1.skops", tmp_path / "m2.skops"
-    v1 = save_model(fit(rows, alert_rate=0.01, odd_rate=0.03, seed=1), m1)
-    v2 = save_model(fit(rows, alert_rate=0.02, odd_rate=0.05, seed=2), m2)
+    # (Rows come only from doubtful work: this force has ~270 member-hours of it.)
+    v1 = save_model(fit(rows, alert_rate=0.1, odd_rate=0.2, seed=1), m1)
+    v2 = save_model(fit(rows, alert_rate=0.15, odd_rate=0.3, seed=2), m2)
     assert v1 != v2
     live_model = tmp_path / "live.skops"
     shutil.copyfile(m1, live_model)
