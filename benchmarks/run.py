@@ -8,6 +8,7 @@ ratios within one run.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -30,10 +31,18 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def force(staff: int, days: int, seed: int, cache: Path) -> Path:
-    out = cache / f"force-{staff}x{days}-s{seed}"
+    """The generated force, cached under a name that changes with the generator's code."""
+    out = cache / f"force-{staff}x{days}-s{seed}-{_generator_digest()}"
     if not (out / "labels.json").exists():
         generate_force(out, staff=staff, days=days, seed=seed)
     return out
+
+
+def _generator_digest() -> str:
+    code = hashlib.sha256()
+    for path in sorted((ROOT / "accesswatch" / "generate").glob("*.py")):
+        code.update(path.read_bytes())
+    return code.hexdigest()[:10]
 
 
 def bench_backtest(data: Path, repeats: int) -> dict[str, float]:
