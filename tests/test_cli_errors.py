@@ -55,6 +55,8 @@ CASES = [
     bad("generate-out-onto-file", "generate --out {d}/force/events.jsonl", USAGE, "--out",
         "events.jsonl is a file"),
     bad("generate-no-out", "generate --staff 50", USAGE, "--out"),
+    bad("generate-start-not-a-date", "generate --out f --start 2026-13-01", USAGE, "--start",
+        "'2026-13-01' is not a date"),
     bad("generate-invalid-lines-negative", "generate --out f --invalid-lines -3", USAGE,
         "--invalid-lines", "-3"),
     # ---- backtest -------------------------------------------------------------------
