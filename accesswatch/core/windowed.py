@@ -98,7 +98,7 @@ def volume(rule: r.Volume, ctx: EventContext, st: UserState) -> Firing | None:
     if ctx.sid is None:
         return None
     t = ctx.t
-    spans = _spans(tuple(rule.windows))
+    spans = _spans(rule)
     longest = spans[-1][0]
     # Vehicle and address checks need no case: they never count as unjustified here.
     suspect = ctx.subject_type not in rule.casual_types and not ctx.justified
@@ -109,10 +109,11 @@ def volume(rule: r.Volume, ctx: EventContext, st: UserState) -> Firing | None:
     history = st.baselines.get(rule.id)
     if history is None:
         history = st.baselines[rule.id] = [t, -1.0]
-    if entries[0][0] < t - longest:
-        cut = bisect.bisect_left(entries, t - longest, key=_time)
-        _age(history, entries[:cut], ctx, seconds(rule.lookback))
-        del entries[:cut]
+    # Opens leave the window for the history in tens of minutes, not one by one: the
+    # counts below are bounds that only ever rule a firing out, and the window is
+    # cut exactly before it is judged.
+    if entries[0][0] < t - longest - _SLACK:
+        _leave(entries, history, ctx, t - longest, rule)
     least = min(rule.min_count, rule.cold_min_count)
     if len(entries) < least:
         return None
@@ -120,6 +121,8 @@ def volume(rule: r.Volume, ctx: EventContext, st: UserState) -> Firing | None:
     # work is justified, and is done with here.
     if sum(1 for e in entries if e[3]) < rule.min_unjustified_share * least:
         return None
+    if entries[0][0] < t - longest:
+        _leave(entries, history, ctx, t - longest, rule)
     usual: tuple[float, float, float] | None = None
     for span, text in spans:
         start = bisect.bisect_left(entries, t - span, key=_time)
@@ -159,37 +162,55 @@ def volume(rule: r.Volume, ctx: EventContext, st: UserState) -> Firing | None:
     return None
 
 
-@cache
-def _spans(windows: tuple[str, ...]) -> list[tuple[float, str]]:
-    """(seconds, as written) of each window, shortest first."""
-    return sorted((seconds(w), w) for w in windows)
+_SLACK = 600.0
+_SPANS: dict[int, tuple[r.Volume, list[tuple[float, str]]]] = {}
 
 
-# A member's volume history: [time of their first open, the last clock hour counted
-# as worked off the roster, then for each UTC day within the lookback: (day, opens,
-# of those unjustified, hours worked off the roster)].  Opens join it as they leave
-# the longest window.
+def _spans(rule: r.Volume) -> list[tuple[float, str]]:
+    """(seconds, as written) of each of the rule's windows, shortest first."""
+    hit = _SPANS.get(id(rule))
+    if hit is None or hit[0] is not rule:
+        hit = _SPANS[id(rule)] = (rule, sorted((seconds(w), w) for w in rule.windows))
+    return hit[1]
+
+
+def _leave(
+    entries: list[Entry], history: list[float], ctx: EventContext, edge: float, rule: r.Volume
+) -> None:
+    """Move the opens before ``edge`` from the window into the history."""
+    cut = bisect.bisect_left(entries, edge, key=_time)
+    _age(history, entries[:cut], ctx, seconds(rule.lookback))
+    del entries[:cut]
+
+
+# A member's volume history: [time of their first open, the clock hour of the latest
+# open counted, then for each UTC day within the lookback: (day, opens, of those
+# unjustified, hours worked off the roster)].  Opens join it as they leave the
+# longest window; a clock hour whose first open fell outside every rostered duty
+# counts as an hour worked off the roster.
 _FIRST, _OFF_HOUR, _DAYS, _STRIDE = 0, 1, 2, 4
 
 
 def _age(history: list[float], gone: list[Entry], ctx: EventContext, lookback: float) -> None:
     """Count opens that left the window into their day; forget days past the lookback.
 
-    A clock hour with opens outside every rostered duty counts as an hour at
-    work (overtime, a call-in): it joins the duty hours the rate divides by.
+    A clock hour whose first open is outside every rostered duty counts as an
+    hour at work (overtime, a call-in): it joins the duty hours the rate divides by.
     """
     roster = ctx.ref.roster(ctx.event.user_id)
     for e in gone:
-        day = e[0] // 86400
+        when = e[0]
+        day = when // 86400
         if len(history) == _DAYS or history[-_STRIDE] != day:
             history += (day, 0.0, 0.0, 0.0)
         history[-3] += 1
         if e[3]:
             history[-2] += 1
-        hour = e[0] // 3600
-        if roster is not None and hour != history[_OFF_HOUR] and not roster.covers(e[0], 0.0):
+        hour = when // 3600
+        if hour != history[_OFF_HOUR]:  # an hour is judged by its first open
             history[_OFF_HOUR] = hour
-            history[-1] += 1
+            if roster is not None and not roster.covers(when, 0.0):
+                history[-1] += 1
     oldest = (ctx.t - lookback) // 86400
     k = _DAYS
     while k < len(history) and history[k] < oldest:
@@ -211,12 +232,15 @@ def _usual(
     roster = ctx.ref.roster(ctx.event.user_id)
     if roster is None:
         return 0.0, 0.0, 0.0
-    since = max(history[_FIRST], (ctx.t - lookback) // 86400 * 86400)
-    hours = roster.duty_seconds(since, before) / 3600 + sum(history[_DAYS + 3 :: _STRIDE])
+    oldest = (ctx.t - lookback) // 86400
+    since = max(history[_FIRST], oldest * 86400)
+    days = range(_DAYS, len(history), _STRIDE)
+    kept = [k for k in days if history[k] >= oldest]  # the history may hold a day more
+    hours = roster.duty_seconds(since, before) / 3600 + sum(history[k + 3] for k in kept)
     if hours <= 0:
         return 0.0, 0.0, 0.0
-    opens = sum(history[_DAYS + 1 :: _STRIDE])
-    doubtful = sum(history[_DAYS + 2 :: _STRIDE])
+    opens = sum(history[k + 1] for k in kept)
+    doubtful = sum(history[k + 2] for k in kept)
     return opens / hours, doubtful / hours, hours
 
 
