@@ -27,6 +27,8 @@ from accesswatch.cli_args import (
 from accesswatch.errors import AccessWatchError, UsageError
 
 if TYPE_CHECKING:
+    from accesswatch.core.detector import Model
+    from accesswatch.reference import ReferenceData
     from accesswatch.rules import RulePack
 
 Handler = Callable[[argparse.Namespace], int]
@@ -250,6 +252,28 @@ def events_file(path: Path) -> Path:
         raise UsageError(f"EVENTS {e}") from None
 
 
+def checked_events(args: argparse.Namespace) -> Path:
+    """--ref checked, then EVENTS: a wrong reference directory stops before events are read."""
+    from accesswatch.reference import require_reference
+
+    require_reference(args.ref, "--ref", every_file=True, allow_empty=args.allow_empty)
+    return events_file(args.events)
+
+
+def reference_and_model(args: argparse.Namespace) -> tuple[ReferenceData, Model | None]:
+    """The --ref data (its problems on stderr, one line each) and the --model, or None."""
+    from accesswatch.reference import load_reference_dir
+
+    ref, problems = load_reference_dir(args.ref)
+    for p in problems:
+        print(f"reference: {p}", file=sys.stderr)
+    if getattr(args, "model", None) is None:
+        return ref, None
+    from models import load_model
+
+    return ref, load_model(args.model)
+
+
 def load_pack(path: Path | None) -> RulePack:
     """A rule pack (the shipped one for None), its warnings on stderr, one line each."""
     from accesswatch.rules import load_rules
@@ -263,20 +287,11 @@ def load_pack(path: Path | None) -> RulePack:
 @command("backtest")
 def _backtest(args: argparse.Namespace) -> int:
     from accesswatch.backtest import run_backtest, write_alerts
-    from accesswatch.reference import load_reference_dir, require_reference
 
-    require_reference(args.ref, "--ref", every_file=True, allow_empty=args.allow_empty)
-    events = events_file(args.events)
+    events = checked_events(args)
     rules = load_pack(args.rules)
-    ref, problems = load_reference_dir(args.ref)
-    for p in problems:
-        print(f"reference: {p}", file=sys.stderr)
+    ref, model = reference_and_model(args)
     rejects = args.rejects or args.out.with_name(args.out.stem + ".rejects.jsonl")
-    model = None
-    if args.model is not None:
-        from models import load_model
-
-        model = load_model(args.model)
     jobs = args.jobs or default_jobs(events)
     result = run_backtest(
         events,
@@ -317,15 +332,11 @@ def _train(args: argparse.Namespace) -> int:
     import time
 
     from accesswatch.core import Detector
-    from accesswatch.reference import load_reference_dir, require_reference
     from models import save_model
     from models.train import feature_rows, fit
 
-    require_reference(args.ref, "--ref", every_file=True, allow_empty=args.allow_empty)
-    events = events_file(args.events)
-    ref, problems = load_reference_dir(args.ref)
-    for p in problems:
-        print(f"reference: {p}", file=sys.stderr)
+    events = checked_events(args)
+    ref, _ = reference_and_model(args)
     since, until = args.since, args.until
     if args.days is not None:
         since = since or _first_event_time(events)

@@ -98,30 +98,13 @@ def add_commands(sub: Any, ref_help: str, allow_empty_help: str) -> dict[str, Ha
     return {"whatif": _whatif, "budget": _budget}
 
 
-def _inputs(args: argparse.Namespace) -> tuple[Path, Any, Any]:
-    """EVENTS, the reference data and the model (or None), checked and loaded."""
-    from accesswatch.cli import events_file
-    from accesswatch.reference import load_reference_dir, require_reference
-
-    require_reference(args.ref, "--ref", every_file=True, allow_empty=args.allow_empty)
-    events = events_file(args.events)
-    ref, problems = load_reference_dir(args.ref)
-    for p in problems:
-        print(f"reference: {p}", file=sys.stderr)
-    model = None
-    if args.model is not None:
-        from models import load_model
-
-        model = load_model(args.model)
-    return events, ref, model
-
-
 def _whatif(args: argparse.Namespace) -> int:
-    from accesswatch.cli import default_jobs, load_pack
+    from accesswatch.cli import checked_events, default_jobs, load_pack, reference_and_model
     from accesswatch.whatif import run_whatif
 
     base, proposed = load_pack(args.base), load_pack(args.rules)
-    events, ref, model = _inputs(args)
+    events = checked_events(args)
+    ref, model = reference_and_model(args)
     preview = run_whatif(events, ref, base, proposed, model=model,
                          jobs=default_jobs(events), progress=not args.no_progress)
     print(json.dumps(preview.to_json(), indent=2) if args.json else preview.to_text())
@@ -131,7 +114,7 @@ def _whatif(args: argparse.Namespace) -> int:
 def _budget(args: argparse.Namespace) -> int:
     from accesswatch.backtest import read_events
     from accesswatch.budget import run_budget
-    from accesswatch.cli import default_jobs, load_pack
+    from accesswatch.cli import checked_events, default_jobs, load_pack, reference_and_model
     from accesswatch.evaluate import load_labels
     from accesswatch.rules.loader import default_rules_path
     from accesswatch.whatif import History
@@ -142,7 +125,8 @@ def _budget(args: argparse.Namespace) -> int:
                          "preview it with `accesswatch whatif --rules FILE`")
     pack = load_pack(rules)
     labels = load_labels(args.labels) if args.labels is not None else None
-    events, ref, model = _inputs(args)
+    events = checked_events(args)
+    ref, model = reference_and_model(args)
     quiet = args.no_progress
     # A bar while the file is read; then a line a run, not a bar.
     history = History(read_events(events, progress=not quiet), ref, model, default_jobs(events))

@@ -477,29 +477,27 @@ class Detector:
         aid = alert_id(rule.id, uid, start)
         opened = st.alerts.get(aid)
         new = False
-        if opened is None and not self._join:
-            opened = st.alerts[aid] = _opened(aid, uid, rule, firing, t, end)
-            self._touched[uid].add(aid)
-            return opened, True
         if opened is None:
-            # Only alerts whose period holds this moment are candidates: which of
-            # the older ones are still kept depends on delivery order.
-            host = st.alerts.get(st.joined.get(aid, ""))
-            if host is not None and host.end < t:
-                host = None
-            if host is None:
-                host = _sharing(firing, st, self._episode_gap, t)
-                if host is not None:
-                    st.joined[aid] = host.alert.alert_id
-                    new = True
-            if host is None:
+            opened = self._host(aid, firing, st, t) if self._join else None
+            if opened is None:
                 opened = st.alerts[aid] = _opened(aid, uid, rule, firing, t, end)
                 self._touched[uid].add(aid)
                 return opened, True
-            opened = host
+            new = st.joined.get(aid) != opened.alert.alert_id
+            st.joined[aid] = opened.alert.alert_id
         self._touched[uid].add(opened.alert.alert_id)
         _grow(opened, rule, firing, t)
         return opened, new
+
+    def _host(self, aid: str, firing: Firing, st: UserState, t: float) -> Open | None:
+        """The open alert this firing joins instead of opening ``aid``: the one its
+        rule joined earlier in the period, else one of the same episode.  Only alerts
+        whose period holds ``t`` are candidates: which of the older ones are still
+        kept depends on delivery order."""
+        host = st.alerts.get(st.joined.get(aid, ""))
+        if host is not None and host.end >= t:
+            return host
+        return _sharing(firing, st, self._episode_gap, t)
 
     def _add_risk(
         self, rule: r.Risk, points: float, signals: list[str], ctx: EventContext, st: UserState
