@@ -19,15 +19,23 @@ class ConsoleSettings(Settings):
     console_tls_certfile: Path | None = None
     console_tls_keyfile: Path | None = None
     console_max_alerts: int = Field(100_000, ge=1, description="alerts held in memory")
-    console_event_index: int = Field(200_000, ge=1, description="recent events held, "
-                                     "to show an alert's evidence")
-    console_events_lookback_hours: float = Field(24.0, ge=0, description="read events "
-                                                 "written this recently at start; 0: all")
+    console_data_dir: Path = Field(Path(".accesswatch-console"), description="the console's "
+                                   "own files: the access history (history.sqlite3)")
+    console_history_days: float = Field(35.0, ge=0, description="days of accesses kept for "
+                                        "timelines and subject pages, by event time; 0: all")
+    console_case_gap_hours: float = Field(168.0, gt=0, description="a member's alerts this "
+                                          "close in event time form one case")
+    console_closed_case_grace_hours: float = Field(48.0, ge=0, description="a closed case "
+                                                   "still justifies opens this long "
+                                                   "after (as the pack's closed_case_grace)")
     console_webhook_url: str | None = None
     console_webhook_secret: SecretStr | None = None
     # Default: the alert topic's name plus .triage, so a renamed alert topic brings its own.
     topic_triage: str | None = None
     topic_triage_audit: str | None = None
+    topic_cases: str | None = None
+    topic_cases_audit: str | None = None
+    topic_watchlist: str | None = None
     triage_partitions: int = Field(1, ge=1)
 
     @property
@@ -39,15 +47,34 @@ class ConsoleSettings(Settings):
         return self.topic_triage_audit or f"{self.triage_topic}.audit"
 
     @property
+    def cases_topic(self) -> str:
+        return self.topic_cases or f"{self.topic_alerts}.cases"
+
+    @property
+    def cases_audit_topic(self) -> str:
+        return self.topic_cases_audit or f"{self.cases_topic}.audit"
+
+    @property
+    def watchlist_topic(self) -> str:
+        return self.topic_watchlist or f"{self.topic_alerts}.watchlist"
+
+    @property
     def webhook_group(self) -> str:
         return f"{self.app_id}-console-webhook"
 
 
 def console_topic_specs(s: ConsoleSettings) -> list[TopicSpec]:
-    """The console's own topics: decisions (compacted) and every step of them (kept)."""
+    """The console's own topics: decisions and cases (compacted), every step of them
+    (kept), and the watch-list (compacted)."""
     return [
         TopicSpec(s.triage_topic, s.triage_partitions, dict(COMPACT),
                   role="triage decisions, keyed by alert_id"),
         TopicSpec(s.triage_audit_topic, s.triage_partitions, {"retention.ms": "-1"},
                   role="every triage step, kept (audit)"),
+        TopicSpec(s.cases_topic, s.triage_partitions, dict(COMPACT),
+                  role="cases: owner, status, outcome, approval; keyed by case_id"),
+        TopicSpec(s.cases_audit_topic, s.triage_partitions, {"retention.ms": "-1"},
+                  role="every case step, kept (audit)"),
+        TopicSpec(s.watchlist_topic, 1, dict(COMPACT),
+                  role="subjects the console watches, keyed by subject_id"),
     ]

@@ -14,7 +14,9 @@ from aiohttp import web
 
 from console.auth import ConsoleConfigError, load_users
 from console.config import ConsoleSettings, console_topic_specs
+from console.directory import CaseFacts, ProtectedSubjects, Watchlist
 from console.feeds import Feeds
+from console.history import History
 from console.sessions import SessionSigner
 from console.siem import run_webhook
 from console.state import ConsoleState
@@ -53,7 +55,8 @@ def run_console(s: ConsoleSettings, say: Say, wait_for_broker: Callable[[], None
     client = admin(s)
     try:
         counts = partition_counts(client, [s.topic_alerts, s.topic_events, s.topic_ref_staff,
-                                           s.triage_topic])
+                                           s.topic_ref_cases, s.topic_ref_subjects,
+                                           s.triage_topic, s.cases_topic, s.watchlist_topic])
     finally:
         client.close()
     if not counts.get(s.topic_alerts):
@@ -66,10 +69,16 @@ def run_console(s: ConsoleSettings, say: Say, wait_for_broker: Callable[[], None
 
 async def _serve(s: ConsoleSettings, users: object, signer: SessionSigner,
                  counts: dict[str, int], say: Say) -> None:
-    state = ConsoleState(AlertStore(s.console_max_alerts), EventIndex(s.console_event_index))
+    history = History(s.console_data_dir / "history.sqlite3", s.console_history_days)
+    protected = ProtectedSubjects()
+    state = ConsoleState(AlertStore(s.console_max_alerts), EventIndex(1),
+                         case_gap_s=s.console_case_gap_hours * 3600, history=history,
+                         case_facts=CaseFacts(s.console_closed_case_grace_hours * 3600),
+                         protected=protected, watchlist=Watchlist(protected))
     feeds = Feeds(s, state, counts)
     app = build_app(state=state, users=users, signer=signer,  # type: ignore[arg-type]
-                    recorder=feeds.record)
+                    recorder=feeds.record, case_recorder=feeds.record_case,
+                    watch_recorder=feeds.record_watch)
     runner = web.AppRunner(app, **RUNNER_OPTIONS)
     await runner.setup()
     stop = asyncio.Event()
@@ -99,6 +108,7 @@ async def _serve(s: ConsoleSettings, users: object, signer: SessionSigner,
             await asyncio.gather(webhook, return_exceptions=True)
         await runner.cleanup()
         await feeds.stop()
+        history.close()
 
 
 def _tls(s: ConsoleSettings) -> ssl.SSLContext | None:

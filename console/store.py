@@ -109,6 +109,8 @@ class AlertStore:
         self.limit = limit
         self.alerts: OrderedDict[str, Alert] = OrderedDict()
         self.by_user: dict[str, list[str]] = defaultdict(list)
+        self.dropped = 0  # alerts let go over the limit, oldest first; the page says so
+        self.evicted: list[Alert] = []  # let go by the last ``add``
 
     def add(self, alert: Alert) -> Added:
         """Keep ``alert`` if it is new or a newer version of one held."""
@@ -124,9 +126,12 @@ class AlertStore:
             return "updated"
         self.alerts[alert.alert_id] = alert
         self.by_user[alert.user_id].append(alert.alert_id)
+        self.evicted = []
         while len(self.alerts) > self.limit:
             _, old = self.alerts.popitem(last=False)
             self._unindex(old)
+            self.evicted.append(old)
+            self.dropped += 1
         return "new"
 
     def _unindex(self, alert: Alert) -> None:

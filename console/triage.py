@@ -21,9 +21,11 @@ import msgspec
 
 from accesswatch.core import Alert
 
-Action = Literal["acknowledge", "assign", "justified", "misuse", "false_positive"]
+Action = Literal["acknowledge", "assign", "unassign", "justified", "misuse", "false_positive",
+                 "reopen"]
 Status = Literal["new", "acknowledged", "justified", "misuse", "false_positive"]
-ACTIONS: tuple[str, ...] = ("acknowledge", "assign", "justified", "misuse", "false_positive")
+ACTIONS: tuple[str, ...] = ("acknowledge", "assign", "unassign", "justified", "misuse",
+                            "false_positive", "reopen")
 STATUSES: tuple[str, ...] = ("new", "acknowledged", "justified", "misuse", "false_positive")
 OUTCOMES = frozenset({"justified", "misuse", "false_positive"})
 MAX_NOTE = 2000
@@ -74,9 +76,13 @@ def decide(current: Decision | None, alert_id: str, action: str, *, by: str, at:
     if action == "assign" and not assignee:
         raise TriageError("assign needs someone to assign it to")
     status = current.status if current else "new"
+    if action == "reopen" and status not in OUTCOMES:
+        raise TriageError("only an alert with an outcome can be reopened")
+    if action == "unassign" and not (current and current.assignee):
+        raise TriageError("this alert is not assigned to anyone")
     if action in OUTCOMES:
         status = action
-    elif status == "new":
+    elif status == "new" or action == "reopen":
         status = "acknowledged"  # assigning an alert acknowledges it too
     step = Step(action, by, at, note, assignee if action == "assign" else None)
     history = [*(current.history if current else []), step][-MAX_HISTORY:]
@@ -84,7 +90,7 @@ def decide(current: Decision | None, alert_id: str, action: str, *, by: str, at:
                     version=(current.version if current else 0) + 1,
                     note=note or (current.note if current else ""),
                     assignee=assignee if action == "assign" else
-                    (current.assignee if current else None),
+                    None if action == "unassign" else (current.assignee if current else None),
                     history=history)
 
 
@@ -160,7 +166,8 @@ def false_positives(book: TriageBook, alerts: dict[str, Alert]) -> list[dict[str
 
 def false_positives_csv(rows: list[dict[str, object]]) -> str:
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    # CRLF, as RFC 4180: with "\n" a cell holding a bare "\r" is left unquoted.
+    writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(FP_COLUMNS)
     for row in rows:
         writer.writerow([_cell(row.get(c)) for c in FP_COLUMNS])

@@ -52,14 +52,19 @@ STATIC = {"app.js": "text/javascript", "app.css": "text/css", "index.html": "tex
 
 
 def build_app(*, state: ConsoleState, users: Users, signer: SessionSigner,
-              recorder: Recorder | None, secure_cookies: bool | None = None) -> web.Application:
-    from console import api, login
+              recorder: Recorder | None, secure_cookies: bool | None = None,
+              case_recorder: object = None, watch_recorder: object = None) -> web.Application:
+    """The console's app; the recorders write decisions, cases and watch-list entries
+    to their topics (tests give fakes)."""
+    from console import api, api_workspace, login
 
     app = web.Application(middlewares=[log_requests, authenticate],
                           client_max_size=64 * 1024)
     app[STATE], app[USERS], app[SIGNER] = state, users, signer
     app[RECORDER], app[THROTTLE], app[SECURE] = recorder, LoginThrottle(), secure_cookies
     app[TRIAGE_LOCK] = asyncio.Lock()
+    app[api_workspace.CASE_RECORDER] = case_recorder
+    app[api_workspace.WATCH_RECORDER] = watch_recorder
     app.on_response_prepare.append(_security_headers)
     app.on_shutdown.append(_close_streams)
     r = app.router
@@ -70,6 +75,7 @@ def build_app(*, state: ConsoleState, users: Users, signer: SessionSigner,
     r.add_get("/", index)
     r.add_get("/static/{name}", static)
     api.add_routes(r)
+    api_workspace.add_routes(r)
     return app
 
 

@@ -105,11 +105,27 @@ class FakeRecorder:
         self.written.append((decision, step))
 
 
+class ListRecorder:
+    """Stands in for the cases or watch-list topic: keeps what was written."""
+
+    def __init__(self) -> None:
+        self.written: list[Any] = []
+        self.fail = False
+
+    async def __call__(self, *record: Any) -> None:
+        if self.fail:
+            raise ConnectionError("broker unavailable")
+        self.written.append(record[0] if len(record) == 1 else record)
+
+
 def make_app(state: ConsoleState | None = None, recorder: FakeRecorder | None = None,
-             signer: SessionSigner | None = None) -> web.Application:
+             signer: SessionSigner | None = None, case_recorder: ListRecorder | None = None,
+             watch_recorder: ListRecorder | None = None) -> web.Application:
     return build_app(state=state or make_state(), users=make_users(),
                      signer=signer or SessionSigner(SECRET, 3600),
-                     recorder=recorder or FakeRecorder())
+                     recorder=recorder or FakeRecorder(),
+                     case_recorder=case_recorder or ListRecorder(),
+                     watch_recorder=watch_recorder or ListRecorder())
 
 
 def run(app: web.Application, body: Callable[[TestClient[Any, Any]], Awaitable[T]]) -> T:

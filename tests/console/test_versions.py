@@ -14,10 +14,11 @@ import pytest
 from aiokafka.structs import ConsumerRecord
 
 from accesswatch.core import Alert
+from console.alert_index import Query
 from console.ecs import to_ecs
 from console.feeds import Feeds
 from console.siem import newest
-from console.state import ConsoleState, detail, listing, summary
+from console.state import ConsoleState, detail, summary
 from console.store import AlertStore, EventIndex
 from console.triage import decide
 from console.versions import LatestVersions
@@ -116,7 +117,8 @@ def test_an_update_keeps_the_triage_decision_and_shows_its_version() -> None:
     pane = detail(state, state.alerts.alerts[alert_id])
     assert pane["summary"]["version"] == 4 and pane["alert"]["version"] == 4
     assert pane["evidence_missing"] == ["ev-v4"]  # the new evidence is named
-    assert [r["version"] for r in listing(state, sort="newest")["alerts"]] == [1, 4]
+    newest = state.index.alerts(Query(sort="created_at", dir="desc")).rows
+    assert [r["version"] for r in newest] == [1, 4]
 
 
 def test_listeners_hear_new_versions_only() -> None:

@@ -24,7 +24,8 @@ from tests.console.helpers import (
 )
 
 Client = TestClient[Any, Any]
-SAMPLE = {"alert_id": "aw-00000000000000000001", "name": "app.js"}
+SAMPLE = {"alert_id": "aw-00000000000000000001", "name": "app.js", "case_id": "C-0123456789ab",
+          "user_id": "E00412", "subject_id": "P-204"}
 
 
 def routes() -> list[tuple[str, str, str]]:
@@ -44,7 +45,10 @@ def test_the_route_table_is_what_this_test_covers() -> None:
     templates = {t for _, t, _ in routes()}
     assert {"/", "/api/alerts", "/api/alerts/{alert_id}", "/api/alerts/{alert_id}/triage",
             "/api/stream", "/api/me", "/api/ecs", "/api/false-positives.csv",
-            "/static/{name}", "/logout"} <= templates
+            "/static/{name}", "/logout", "/api/alerts.csv", "/api/alerts.ndjson",
+            "/api/alerts/bulk", "/api/cases", "/api/cases/{case_id}",
+            "/api/cases/{case_id}/evidence.zip", "/api/members/{user_id}/timeline",
+            "/api/subjects/{subject_id}", "/api/watchlist"} <= templates
 
 
 def _forged_cookies() -> list[dict[str, str] | None]:
