@@ -263,7 +263,8 @@ async def bulk_triage(request: web.Request) -> web.Response:
             continue
         status, out = await _decide(request, alert, body, seen=None)
         results.append({"alert_id": alert_id, "ok": status == 200,
-                        **({} if status == 200 else {"error": str(out)})})
+                        **({"summary": summary(state, alert)} if status == 200
+                           else {"error": str(out)})})
     return web.json_response({"results": results,
                               "done": sum(1 for r in results if r["ok"])})
 

@@ -55,6 +55,7 @@ class ConsoleState:
     _member_cases: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     _dirty: set[str] = field(default_factory=set)
     _announce: set[str] = field(default_factory=set)
+    _announce_cases: list[CaseRow] = field(default_factory=list)
 
     @property
     def ready(self) -> bool:
@@ -118,11 +119,14 @@ class ConsoleState:
             self._regroup(user_id)
         self._dirty.clear()
         announce, self._announce = self._announce, set()
+        cases, self._announce_cases = self._announce_cases, []
         if self.hub.listeners:  # none while the backlog is read at start
             for alert_id in sorted(announce):
                 alert = self.alerts.get(alert_id)
                 if alert is not None:
                     self.hub.publish("alert", summary(self, alert))
+            for row in cases:
+                self.hub.publish("case", msgspec.to_builtins(row))
 
     def _regroup(self, user_id: str) -> None:
         alerts = self.alerts.of_member(user_id)
@@ -143,6 +147,8 @@ class ConsoleState:
                 self.index.set_case(moved, v.case_id)
             rows.append(case_row(v, area))
         self.index.replace_cases(user_id, rows)
+        if self.hub.listeners:
+            self._announce_cases.extend(rows)
 
     # --- rows -------------------------------------------------------------------
     def _row(self, alert: Alert) -> Row:

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -158,3 +159,36 @@ def background_alerts(now: dt.datetime, tag: str) -> list[dict[str, Any]]:
     ]
     return [alert(f"aw-{tag}-bg{i:02d}", u, r, t, sev, sc, now - k * m, [f"{tag}-old-{i}"], [why])
             for i, (u, r, t, sev, sc, k, why) in enumerate(rows)]
+
+
+class Session:
+    """A signed-in user of a running console, over plain HTTP (urllib), with its cookie."""
+
+    def __init__(self, url: str, username: str, password: str) -> None:
+        import http.cookiejar
+        import re
+
+        self.url = url
+        self.jar = http.cookiejar.CookieJar()
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar))
+        page = self.opener.open(f"{url}/login", timeout=10).read().decode()
+        token = re.search(r'name="csrf" value="([^"]+)"', page)
+        assert token, page
+        form = urllib.parse.urlencode({"username": username, "password": password,
+                                       "csrf": token.group(1)}).encode()
+        self.opener.open(urllib.request.Request(f"{url}/login", data=form), timeout=10).read()
+        self.csrf = self.get("/api/me")["csrf_token"]
+
+    def get(self, path: str) -> Any:
+        with self.opener.open(f"{self.url}{path}", timeout=30) as r:
+            return json.loads(r.read())
+
+    def post(self, path: str, body: dict[str, Any]) -> tuple[int, Any]:
+        req = urllib.request.Request(f"{self.url}{path}", data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json",
+                                              "X-CSRF-Token": self.csrf})
+        try:
+            with self.opener.open(req, timeout=30) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read())

@@ -183,8 +183,8 @@ def test_sign_in_watch_an_alert_arrive_triage_it_and_keep_the_decision_over_a_re
             assert log[1].startswith("Misuse by lena") and "referred to PSD" in log[1]
             page.wait_for_selector("#live.on")
             page.set_viewport_size({"width": 1440, "height": 1100})
-            SCREENSHOT.parent.mkdir(exist_ok=True)
-            page.screenshot(path=str(SCREENSHOT))
+            if os.environ.get("ACCESSWATCH_SCREENSHOTS") == "1":  # refresh the README's
+                page.screenshot(path=str(SCREENSHOT))
             assert not errors, errors
             browser.close()
     finally:

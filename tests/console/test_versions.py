@@ -126,8 +126,11 @@ def test_listeners_hear_new_versions_only() -> None:
     q = state.hub.subscribe()
     for a in (V1, V3, V2, V3, V1):
         state.add_alert(a)
-    heard = [json.loads(q.get_nowait()[1]) for _ in range(q.qsize())]
-    assert [(r["alert_id"], r["version"]) for r in heard] == [("aw-v", 1), ("aw-v", 3)]
+    heard = [q.get_nowait() for _ in range(q.qsize())]
+    alerts = [json.loads(data) for kind, data in heard if kind == "alert"]
+    assert [(r["alert_id"], r["version"]) for r in alerts] == [("aw-v", 1), ("aw-v", 3)]
+    cases = [json.loads(data) for kind, data in heard if kind == "case"]
+    assert [(c["alerts"], c["risk"]) for c in cases] == [(1, V1.score), (1, V3.score)]
 
 
 def test_the_alert_feed_keeps_the_highest_version_whatever_the_arrival_order() -> None:
