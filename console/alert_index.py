@@ -50,8 +50,9 @@ CASE_SORTS: dict[str, str] = {
 
 _SCHEMA = """
 CREATE TABLE alerts (
-    alert_id TEXT PRIMARY KEY, created_at TEXT, created_ms INTEGER, updated_at TEXT,
-    updated_ms INTEGER, version INTEGER, first_seen TEXT, first_ms INTEGER, last_seen TEXT,
+    rid INTEGER PRIMARY KEY, alert_id TEXT UNIQUE, created_at TEXT, created_ms INTEGER,
+    updated_at TEXT, updated_ms INTEGER, version INTEGER, first_seen TEXT, first_ms INTEGER,
+    last_seen TEXT,
     last_ms INTEGER, user_id TEXT, rule_id TEXT, title TEXT, severity TEXT, sev_rank INTEGER,
     score REAL, count INTEGER, area TEXT, status TEXT, assignee TEXT, reason TEXT,
     case_id TEXT, text TEXT);
@@ -60,6 +61,7 @@ CREATE INDEX alerts_created ON alerts (created_ms, alert_id);
 CREATE INDEX alerts_last ON alerts (last_ms, alert_id);
 CREATE INDEX alerts_user ON alerts (user_id);
 CREATE INDEX alerts_case ON alerts (case_id);
+CREATE VIRTUAL TABLE alerts_text USING fts5 (text, tokenize='trigram', detail='none');
 CREATE TABLE cases (
     case_id TEXT PRIMARY KEY, user_id TEXT, area TEXT, alerts INTEGER, first_seen TEXT,
     first_ms INTEGER, last_seen TEXT, last_ms INTEGER, risk REAL, severity TEXT,
@@ -164,32 +166,60 @@ class AlertIndex:
     def __init__(self) -> None:
         self.db = sqlite3.connect(":memory:", check_same_thread=False)
         self.db.executescript(_SCHEMA)
+        self.changes = 0  # counts every change, so a reader can tell its copy is stale
+        self._rids: dict[str, int] = {}  # alert id → its row (and its search entry)
+        self._next_rid = 0
+        self._cached: dict[tuple[str, str], tuple[int, list[str]]] = {}
 
     # --- changes ------------------------------------------------------------
     def put_alert(self, r: Row) -> None:
-        text = " ".join([r.alert_id, r.user_id, r.rule_id, r.title, r.reason, r.search,
-                         r.case_id or ""]).lower()
+        self.changes += 1
+        text = " ".join([r.alert_id, r.user_id, r.rule_id, r.title, r.reason,
+                         r.search]).lower()
+        rid = self._rids.get(r.alert_id)
+        if rid is None:
+            rid = self._rids[r.alert_id] = self._next_rid = self._next_rid + 1
+        else:
+            self._untext(rid)
+        self.db.execute("INSERT INTO alerts_text (rowid, text) VALUES (?, ?)", (rid, text))
         self.db.execute(
-            "INSERT OR REPLACE INTO alerts VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (r.alert_id, r.created_at, _ms(r.created_at), r.updated_at,
+            "INSERT OR REPLACE INTO alerts VALUES "
+            "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (rid, r.alert_id, r.created_at, _ms(r.created_at), r.updated_at,
              _ms(r.updated_at or r.created_at), r.version, r.first_seen, _ms(r.first_seen),
              r.last_seen, _ms(r.last_seen), r.user_id, r.rule_id, r.title, r.severity,
              SEVERITY_RANK.get(r.severity, 0), r.score, r.count, r.area, r.status,
              r.assignee or "", r.reason, r.case_id, text))
 
     def set_triage(self, alert_id: str, status: str, assignee: str | None) -> None:
+        self.changes += 1
         self.db.execute("UPDATE alerts SET status = ?, assignee = ? WHERE alert_id = ?",
                         (status, assignee or "", alert_id))
 
     def set_case(self, alert_ids: Sequence[str], case_id: str) -> None:
+        """Which case the alerts are in (found with the ``case_id`` filter, not by text)."""
+        self.changes += 1
         self.db.executemany("UPDATE alerts SET case_id = ? WHERE alert_id = ?",
                             [(case_id, a) for a in alert_ids])
 
     def drop_alert(self, alert_id: str) -> None:
-        self.db.execute("DELETE FROM alerts WHERE alert_id = ?", (alert_id,))
+        self.changes += 1
+        rid = self._rids.pop(alert_id, None)
+        if rid is not None:
+            self._untext(rid)
+            self.db.execute("DELETE FROM alerts WHERE rid = ?", (rid,))
+
+    def _untext(self, rid: int) -> str | None:
+        """Take the alert's text out of the search index; returns that text."""
+        row = self.db.execute("SELECT text FROM alerts WHERE rid = ?", (rid,)).fetchone()
+        if row is None:
+            return None
+        self.db.execute("DELETE FROM alerts_text WHERE rowid = ?", (rid,))
+        return str(row[0])
 
     def replace_cases(self, user_id: str, cases: Sequence[CaseRow]) -> None:
         """The member's cases, all of them: a regrouping may merge, split or rename."""
+        self.changes += 1
         self.db.execute("DELETE FROM cases WHERE user_id = ?", (user_id,))
         self.db.executemany(
             "INSERT OR REPLACE INTO cases VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -226,17 +256,25 @@ class AlertIndex:
         return int(self.db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
 
     def distinct(self, table: str, column: str) -> list[str]:
+        """The values ``column`` holds (a filter's choices); worked out again only
+        after a change, since each is a scan of the table."""
+        held = self._cached.get((table, column))
+        if held is not None and held[0] == self.changes:
+            return held[1]
         sql = f"SELECT DISTINCT {column} FROM {table} ORDER BY 1"
-        return [v for (v,) in self.db.execute(sql) if v not in (None, "")]
+        values = [v for (v,) in self.db.execute(sql) if v not in (None, "")]
+        self._cached[(table, column)] = (self.changes, values)
+        return values
 
     def _page(self, table: str, key: str, sorts: dict[str, str], columns: tuple[str, ...],
               q: Query, *, count: bool = True, page_max: int = PAGE_MAX) -> Page:
+        """One page: a ``COUNT`` over the filter, then the rows after the cursor."""
         if q.sort not in sorts:
             raise QueryError(f"cannot sort by {q.sort!r}: one of {', '.join(sorts)}")
         if q.dir not in ("asc", "desc"):
             raise QueryError("dir is asc or desc")
         col = sorts[q.sort]
-        where, args = self._where(q, columns)
+        where, args = self._where(q, columns, searchable=table == "alerts")
         total = -1
         if count:
             total = int(self.db.execute(f"SELECT COUNT(*) FROM {table} {_and(where)}",
@@ -247,6 +285,10 @@ class AlertIndex:
             where = [*where, f"({col}, {key}) {op} (?, ?)"]
             args = [*args, value, last]
         order = "DESC" if q.dir == "desc" else "ASC"
+        if q.text and table == "alerts" and len(q.text) >= 3:
+            # The search index finds few rows: sort those, rather than walk the sort's
+            # index checking every row ("+" keeps SQLite off that index).
+            col = f"+{col}"
         limit = max(1, min(q.limit, page_max))
         sql = (f"SELECT {', '.join(columns)}, {col} FROM {table} {_and(where)} "
                f"ORDER BY {col} {order}, {key} {order} LIMIT ?")
@@ -262,7 +304,8 @@ class AlertIndex:
         return Page(rows, total, cursor)
 
     @staticmethod
-    def _where(q: Query, columns: tuple[str, ...]) -> tuple[list[str], list[Any]]:
+    def _where(q: Query, columns: tuple[str, ...],
+               searchable: bool = False) -> tuple[list[str], list[Any]]:
         where: list[str] = []
         args: list[Any] = []
         for column, value in q.equal.items():
@@ -273,7 +316,12 @@ class AlertIndex:
                 continue
             where.append(f"{column} = ?")
             args.append(value)
-        if q.text:
+        if q.text and searchable and len(q.text) >= 3:
+            # A trigram index answers "contains" without reading every row.
+            where.append("rid IN (SELECT rowid FROM alerts_text WHERE text LIKE ? "
+                         "ESCAPE '\\')")
+            args.append(_like(q.text))
+        elif q.text:
             where.append("text LIKE ? ESCAPE '\\'")
             args.append(_like(q.text))
         if q.start_ms is not None:
