@@ -60,6 +60,11 @@ CREATE INDEX alerts_score ON alerts (score, alert_id);
 CREATE INDEX alerts_created ON alerts (created_ms, alert_id);
 CREATE INDEX alerts_last ON alerts (last_ms, alert_id);
 CREATE INDEX alerts_user ON alerts (user_id);
+CREATE INDEX alerts_severity ON alerts (severity);
+CREATE INDEX alerts_rule ON alerts (rule_id);
+CREATE INDEX alerts_area ON alerts (area);
+CREATE INDEX alerts_status ON alerts (status);
+CREATE INDEX alerts_assignee ON alerts (assignee);
 CREATE INDEX alerts_case ON alerts (case_id);
 CREATE VIRTUAL TABLE alerts_text USING fts5 (text, tokenize='trigram', detail='none');
 CREATE TABLE cases (
@@ -285,8 +290,8 @@ class AlertIndex:
             where = [*where, f"({col}, {key}) {op} (?, ?)"]
             args = [*args, value, last]
         order = "DESC" if q.dir == "desc" else "ASC"
-        if q.text and table == "alerts" and len(q.text) >= 3:
-            # The search index finds few rows: sort those, rather than walk the sort's
+        if q.text and table == "alerts" and len(q.text) >= 3 and 0 <= total < 5000:
+            # The search index found few rows: sort those, rather than walk the sort's
             # index checking every row ("+" keeps SQLite off that index).
             col = f"+{col}"
         limit = max(1, min(q.limit, page_max))
@@ -317,10 +322,10 @@ class AlertIndex:
             where.append(f"{column} = ?")
             args.append(value)
         if q.text and searchable and len(q.text) >= 3:
-            # A trigram index answers "contains" without reading every row.
-            where.append("rid IN (SELECT rowid FROM alerts_text WHERE text LIKE ? "
-                         "ESCAPE '\\')")
-            args.append(_like(q.text))
+            # A trigram index answers "contains" without reading every row (for GLOB
+            # or LIKE without ESCAPE only: a LIKE with one scans the whole index).
+            where.append("rid IN (SELECT rowid FROM alerts_text WHERE text GLOB ?)")
+            args.append(_glob(q.text))
         elif q.text:
             where.append("text LIKE ? ESCAPE '\\'")
             args.append(_like(q.text))
@@ -331,6 +336,16 @@ class AlertIndex:
             where.append("first_ms <= ?")
             args.append(q.end_ms)
         return where, args
+
+
+def _glob(text: str) -> str:
+    """A GLOB pattern for "contains ``text``", lower case, its own wildcards literal.
+
+    >>> _glob("P-1*2?")
+    '*p-1[*]2[?]*'
+    """
+    special = {"*": "[*]", "?": "[?]", "[": "[[]"}
+    return "*" + "".join(special.get(c, c) for c in text.lower()) + "*"
 
 
 def _and(where: list[str]) -> str:
