@@ -19,6 +19,7 @@ const CASE_ACTION_LABEL = { assign: "Assign", unassign: "Unassign", investigate:
 const PAGE = 100;          // rows fetched per page
 const BULK_MAX = 500;      // ids per bulk request (the API's limit)
 const TIMELINE_CHUNK = 500; // timeline entries drawn at a time
+const SUBJECT_CHUNK = 200;  // a subject's opens drawn at a time
 const SVG = "http://www.w3.org/2000/svg";
 
 const state = { me: null, source: null, selected: null, detail: null, view: null,
@@ -1370,6 +1371,19 @@ function renderSubject(subjectId, b, params) {
   from.addEventListener("change", navigate);
   to.addEventListener("change", navigate);
   const total = b.total ?? accesses.length;
+  // Drawn a chunk at a time, as the timeline is: a much-opened person has thousands.
+  const body = h("tbody", {});
+  const more = h("button", { id: "s-more", type: "button" });
+  let shown = 0;
+  const drawMore = () => {
+    const chunk = accesses.slice(shown, shown + SUBJECT_CHUNK);
+    body.append(...chunk.map(subjectRow));
+    shown += chunk.length;
+    more.hidden = shown >= accesses.length;
+    more.textContent = `Show ${fmt(Math.min(SUBJECT_CHUNK, accesses.length - shown))} more (${fmt(shown)} of ${fmt(accesses.length)} shown)`;
+  };
+  more.addEventListener("click", drawMore);
+  drawMore();
   root.replaceChildren(...nodes(
     crumbs("watchlist"),
     h("div", { class: "page-head" },
@@ -1389,20 +1403,25 @@ function renderSubject(subjectId, b, params) {
     h("table", { class: "grid", "data-testid": "subject-accesses" },
       head([["When", "w-when"], ["Member", "w-id"], ["System", "w-short"], ["Action", "w-short"], ["Terminal", "w-mid"],
         ["Case ref", "w-mid"], "Justified?", ["Alerts · cases", "w-wide"]]),
-      h("tbody", {}, accesses.map((e) => h("tr", { "data-event-id": e.event_id, class: e.justified ? null : "unjustified" },
-        h("td", { class: "time" }, when(e.ts)),
-        h("td", {}, h("div", { class: "clip" }, memberLink(e.user_id))),
-        h("td", {}, clip(e.system)),
-        h("td", {}, h("span", { class: "tag" }, e.action)),
-        h("td", {}, clip(e.terminal_id)),
-        h("td", {}, e.case_ref ? clip(e.case_ref) : h("span", { class: "nocase" }, "none given")),
-        h("td", {}, h("div", { class: "clip" }, justifiedTag(e))),
-        h("td", {}, h("div", { class: "clip" }, (e.alert_ids || []).map((id, i) => [i ? " " : "", alertLink(id, "⚑ alert")]),
-          (e.case_ids || []).map((id) => [" ", caseLink(id)]))))))),
+      body),
+    more,
     accesses.length ? null : h("p", { class: "empty" }, "Nobody opened this subject in the window held."),
     h("h3", {}, `Alerts naming this subject (${fmt((b.alerts || []).length)})`),
     alertTable(b.alerts || [], "subject-alerts"),
   ));
+}
+
+function subjectRow(e) {
+  return h("tr", { "data-event-id": e.event_id, class: e.justified ? null : "unjustified" },
+    h("td", { class: "time" }, when(e.ts)),
+    h("td", {}, h("div", { class: "clip" }, memberLink(e.user_id))),
+    h("td", {}, clip(e.system)),
+    h("td", {}, h("span", { class: "tag" }, e.action)),
+    h("td", {}, clip(e.terminal_id)),
+    h("td", {}, e.case_ref ? clip(e.case_ref) : h("span", { class: "nocase" }, "none given")),
+    h("td", {}, h("div", { class: "clip" }, justifiedTag(e))),
+    h("td", {}, h("div", { class: "clip" }, (e.alert_ids || []).map((id, i) => [i ? " " : "", alertLink(id, "⚑ alert")]),
+      (e.case_ids || []).map((id) => [" ", caseLink(id)]))));
 }
 
 function watchToggle(subj) {

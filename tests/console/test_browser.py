@@ -17,6 +17,7 @@ import pytest
 from console.config import ConsoleSettings, console_topic_specs
 from streams.settings import Settings
 from streams.topics import create_topics
+from tests.console.conftest import SCREENSHOTS
 from tests.console.helpers import QUERY_TEXT, users_yaml
 from tests.console.live import (
     STAFF,
@@ -183,7 +184,7 @@ def test_sign_in_watch_an_alert_arrive_triage_it_and_keep_the_decision_over_a_re
             assert log[1].startswith("Misuse by lena") and "referred to PSD" in log[1]
             page.wait_for_selector("#live.on")
             page.set_viewport_size({"width": 1440, "height": 1100})
-            if os.environ.get("ACCESSWATCH_SCREENSHOTS") == "1":  # refresh the README's
+            if SCREENSHOTS:  # refresh the README's
                 page.screenshot(path=str(SCREENSHOT))
             assert not errors, errors
             browser.close()

@@ -16,7 +16,6 @@ import csv
 import datetime as dt
 import io
 import json
-import os
 import threading
 import zipfile
 from collections.abc import Callable, Iterator
@@ -32,6 +31,7 @@ from console.sessions import SessionSigner
 from console.state import ConsoleState
 from console.store import AlertStore, EventIndex, StaffInfo
 from console.web import RUNNER_OPTIONS, build_app
+from tests.console.conftest import SCREENSHOTS
 from tests.console.helpers import (
     PASSWORDS,
     SECRET,
@@ -267,7 +267,7 @@ class Page:
     def shot(self, name: str) -> None:
         """Draw the page as an image; into docs/ only with ACCESSWATCH_SCREENSHOTS=1, so a
         test run leaves the committed screenshots alone."""
-        if os.environ.get("ACCESSWATCH_SCREENSHOTS") == "1":
+        if SCREENSHOTS:
             self.page.screenshot(path=str(DOCS / f"console-{name}.png"))
         else:
             assert self.page.screenshot()[:8] == b"\x89PNG\r\n\x1a\n"
