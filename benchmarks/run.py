@@ -13,8 +13,12 @@ import json
 import os
 import platform
 import resource
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from accesswatch.backtest import run_backtest
 from accesswatch.evaluate import evaluate
@@ -23,6 +27,7 @@ from accesswatch.reference import load_reference_dir
 from accesswatch.rules import load_rules
 from benchmarks.backtest_jobs import bench_jobs, report_jobs
 from benchmarks.broker import LiveBenchError
+from benchmarks.console_scale import report_console
 from benchmarks.delivery_report import report_delivery
 from benchmarks.live import LiveOptions, bench_live
 from benchmarks.live_report import report_live
@@ -99,24 +104,33 @@ def main() -> None:
     parser.add_argument("--baseline", metavar="REV",
                         help="a git revision whose worker takes turns with this one in the "
                              "live runs, rules only (make bench: BENCH_BASELINE)")
-    parser.add_argument("--only", choices=("delivery",),
+    parser.add_argument("--only", choices=("delivery", "console"),
                         help="run only this section; its part of docs/BENCHMARKS.md is replaced, "
-                             "the rest kept, and its figures go to results/delivery.json")
+                             "the rest kept, and its figures go to results/<section>.json")
     parser.add_argument("--delivery-turns", type=int, default=3,
                         help="out-of-order delivery: alternated turns on each order (at least 2)")
     parser.add_argument("--delivery-seed", type=int, default=1,
                         help="seed of the feed-delivery simulator (benchmarks/delivery.py)")
+    parser.add_argument("--console-events", type=int, default=2_000_000,
+                        help="console at scale: access events on the broker (0: skip)")
+    parser.add_argument("--console-alerts", type=int, default=100_000,
+                        help="console at scale: alerts on the broker")
+    parser.add_argument("--console-tries", type=int, default=20,
+                        help="console at scale: tries of each view (p95 and median)")
     parser.add_argument("--cache", type=Path,
                         default=Path(os.environ.get("TMPDIR", "/tmp")) / "accesswatch-bench")
     args = parser.parse_args()
     if args.delivery_turns < 2:
         parser.error("--delivery-turns: at least 2, so the machine's load falls on both orders")
     started = time.perf_counter()
+    if args.only == "console":
+        console_only(args)
+        return
     data = force(args.staff, args.days, args.seed, args.cache)
     if args.only == "delivery":
         delivery_only(args, data)
         return
-    results = {
+    results: dict[str, Any] = {
         "machine": machine(),
         "data": {"staff": args.staff, "days": args.days, "seed": args.seed,
                  "generated_here": data in GENERATED},
@@ -140,6 +154,9 @@ def main() -> None:
         except Exception as e:  # the rest of the run's figures must still be written
             results["delivery"] = {"error": f"{type(e).__name__}: {e}"}
         failed = failed or delivery_failure(results["delivery"])
+    if args.console_events:
+        results["console"] = bench_console(args)
+        failed = failed or console_failure(results["console"])
     results["machine"]["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     results["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     results["wall_seconds"] = round(time.perf_counter() - started, 1)
@@ -199,9 +216,55 @@ def delivery_only(args: argparse.Namespace, data: Path) -> None:
         raise SystemExit(failed)
 
 
+def bench_console(args: argparse.Namespace) -> dict[str, Any]:
+    """The console at scale (``benchmarks/console_scale.py``); an error, not a stop.
+
+    In a process of its own: its made-up data (about 1.5 GB while it is made) is not
+    this run's peak RSS, which the report gives for the backtest.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "console.json"
+        done = subprocess.run(
+            [sys.executable, "-m", "benchmarks.console_scale", "--events",
+             str(args.console_events), "--alerts", str(args.console_alerts), "--tries",
+             str(args.console_tries), "--cache", str(args.cache), "--json", str(out)],
+            cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True,
+            check=False)
+        if done.returncode != 0 or not out.exists():
+            tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-15:])
+            return {"error": f"benchmarks.console_scale exited with {done.returncode}:\n{tail}"}
+        return dict(json.loads(out.read_text()))
+
+
+def console_failure(r: dict) -> str | None:
+    """Why the console section failed, if it did (its report shows the details)."""
+    if "error" in r:
+        return f"console at scale failed: {r['error'].splitlines()[0]}"
+    browser = r.get("browser") or {}
+    return f"console at scale, browser runs: {browser['error']}" if "error" in browser else None
+
+
+def console_only(args: argparse.Namespace) -> None:
+    """``--only console``: this section alone, spliced into the existing report."""
+    started = time.perf_counter()
+    r = bench_console(args)
+    r["machine"] = machine()
+    r["wall_seconds"] = round(time.perf_counter() - started, 1)
+    out = ROOT / "benchmarks" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "console.json").write_text(json.dumps(r, indent=2))
+    doc = ROOT / "docs" / "BENCHMARKS.md"
+    section = report_console(r)
+    doc.write_text(splice(doc.read_text() if doc.exists() else "# Benchmarks\n", section))
+    print(section)
+    failed = console_failure(r)
+    if failed:
+        raise SystemExit(failed)
+
+
 def splice(text: str, section: str) -> str:
-    """``text`` with its out-of-order delivery section replaced by ``section`` (put
-    before "## Reproduce" when it has none)."""
+    """``text`` with its section of ``section``'s heading (out-of-order delivery, console
+    at scale) replaced by ``section`` (put before "## Reproduce" when it has none)."""
     heading = section.lstrip("\n").split("\n", 1)[0]
     start = text.find("\n" + heading + "\n")
     if start >= 0:
@@ -309,7 +372,7 @@ in event time + every rule + alerts), reference data loaded beforehand.
 Peak RSS of the benchmark process over the whole run: {r['peak_rss_mb']} MB{generated}.
 {report_model(r['model'], b)}
 {report_jobs(r.get('backtest_jobs'))}
-{report_live(r.get('live'))}{report_delivery(r.get('delivery'))}
+{report_live(r.get('live'))}{report_delivery(r.get('delivery'))}{report_console(r.get('console'))}
 ## Reproduce
 
 ```sh
@@ -324,11 +387,14 @@ make bench        # python -m benchmarks.run: backtest, model, then the live run
 .venv/bin/python -m benchmarks.run --only delivery                 # out-of-order delivery alone
 .venv/bin/python -m benchmarks.run --only delivery --live-events 0 # …its backtest part only
 .venv/bin/python -m benchmarks.delivery IN.jsonl OUT.jsonl --seed 1  # any file, as delivered
+.venv/bin/python -m benchmarks.run --only console                  # console at scale alone
+.venv/bin/python -m benchmarks.console_scale --events 200000 --alerts 10000  # …smaller, quick
 ```
 
 `--no-live-model` leaves out the rules + model worker and every part that uses it
 (two workers, latency, memory, the live delivery runs' model worker); `--no-delivery` the
-out-of-order delivery section. This run took {r['wall_seconds'] / 60:.0f} minutes.
+out-of-order delivery section; `--console-events 0` the console at scale. This run took
+{r['wall_seconds'] / 60:.0f} minutes.
 
 The generated forces are cached in `$TMPDIR/accesswatch-bench` (the 20,000-staff one
 takes about a minute and a half to make, once); the live runs use a temporary broker
