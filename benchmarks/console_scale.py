@@ -55,6 +55,7 @@ from urllib.parse import quote
 import numpy as np
 
 from benchmarks.broker import LiveBenchError, Processes, free_port, noida_version, session, wait
+from benchmarks.bulk import send_records
 from benchmarks.report import unavailable
 from benchmarks.workers import env, get, memory_mb
 
@@ -289,34 +290,8 @@ def subject_records() -> list[tuple[bytes, bytes]]:
 async def produce(address: str, topic: str, records: list[tuple[bytes, bytes]],
                   partitions: int) -> float:
     """Send ``records`` to ``topic`` in whole record batches; the seconds it took."""
-    from aiokafka import AIOKafkaProducer
-    from aiokafka.partitioner import DefaultPartitioner
-
-    producer = AIOKafkaProducer(bootstrap_servers=address, acks=1, max_batch_size=1 << 20,
-                                request_timeout_ms=120_000)
-    await producer.start()
-    place, every = DefaultPartitioner(), list(range(partitions))
-    where: dict[bytes, int] = {}
-    started = time.perf_counter()
-    try:
-        batches = {p: producer.create_batch() for p in every}
-        pending = []
-        for key, value in records:
-            p = where.get(key)
-            if p is None:
-                p = where[key] = place(key, every, every)
-            if batches[p].append(key=key, value=value, timestamp=None) is None:
-                pending.append(await producer.send_batch(batches[p], topic, partition=p))
-                batches[p] = producer.create_batch()
-                batches[p].append(key=key, value=value, timestamp=None)
-        for p, batch in batches.items():
-            if batch.record_count():
-                pending.append(await producer.send_batch(batch, topic, partition=p))
-        for fut in pending:
-            await fut
-    finally:
-        await producer.stop()
-    return time.perf_counter() - started
+    _, seconds = await send_records(address, topic, records, partitions)
+    return seconds
 
 
 # ---------------------------------------------------------------------------------------

@@ -250,13 +250,11 @@ async def bulk_triage(request: web.Request) -> web.Response:
     body = await _json_object(request)
     if isinstance(body, web.Response):
         return body
-    ids = body.get("alert_ids")
-    if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
-        return _error(400, "give alert_ids: a list of alert ids")
-    if len(ids) > BULK_MAX:
-        return _error(400, f"at most {BULK_MAX} alerts at once")
+    ids = bulk_ids(body, "alert_ids", "alert")
+    if isinstance(ids, web.Response):
+        return ids
     results: list[dict[str, Any]] = []
-    for alert_id in dict.fromkeys(ids):
+    for alert_id in ids:
         alert = state.alerts.get(alert_id)
         if alert is None:
             results.append({"alert_id": alert_id, "ok": False, "error": "no such alert"})
@@ -267,6 +265,16 @@ async def bulk_triage(request: web.Request) -> web.Response:
                            else {"error": str(out)})})
     return web.json_response({"results": results,
                               "done": sum(1 for r in results if r["ok"])})
+
+
+def bulk_ids(body: dict[str, Any], key: str, noun: str) -> list[str] | web.Response:
+    """The ids a bulk request names, each once, in order; or the 400 saying what is wrong."""
+    ids = body.get(key)
+    if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
+        return _error(400, f"give {key}: a list of {noun} ids")
+    if len(ids) > BULK_MAX:
+        return _error(400, f"at most {BULK_MAX} {noun}s at once")
+    return list(dict.fromkeys(ids))
 
 
 async def _json_object(request: web.Request) -> dict[str, Any] | web.Response:

@@ -19,7 +19,7 @@ from aiohttp import web
 
 from accesswatch.core import Alert
 from console.alert_index import CASE_SORTS, Query, QueryError
-from console.api import _error, _iso, _json_object, _limit, _time, bad_query, summary
+from console.api import _error, _iso, _json_object, _limit, _time, bad_query, bulk_ids, summary
 from console.cases import ACTIONS as CASE_ACTIONS
 from console.cases import CASE_STATUSES, CaseError, CaseRecord, CaseView, decide_case
 from console.directory import WatchError, watch_entry
@@ -32,7 +32,6 @@ TIMELINE_MAX = 5000
 SUBJECT_MAX = 2000
 WATCH_DAYS = 7
 WATCH_MAX = 500
-BULK_MAX = 500
 CaseRecorder = Callable[[CaseRecord], Awaitable[None]]
 WatchRecorder = Callable[[str, bytes | None], Awaitable[None]]
 CASE_RECORDER = web.AppKey("case_recorder", object)
@@ -158,13 +157,11 @@ async def bulk_cases(request: web.Request) -> web.Response:
     body = await _json_object(request)
     if isinstance(body, web.Response):
         return body
-    ids = body.get("case_ids")
-    if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
-        return _error(400, "give case_ids: a list of case ids")
-    if len(ids) > BULK_MAX:
-        return _error(400, f"at most {BULK_MAX} cases at once")
+    ids = bulk_ids(body, "case_ids", "case")
+    if isinstance(ids, web.Response):
+        return ids
     results: list[dict[str, Any]] = []
-    for case_id in dict.fromkeys(ids):
+    for case_id in ids:
         view = state.case_views.get(case_id)
         if view is None:
             results.append({"case_id": case_id, "ok": False, "error": "no such case"})

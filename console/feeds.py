@@ -30,7 +30,7 @@ from console.cases import CaseRecord, audit_step
 from console.config import ConsoleSettings
 from console.history import HistoryEvent
 from console.state import ConsoleState
-from console.store import Evidence, StaffInfo
+from console.store import StaffInfo
 from console.triage import AuditRecord, Decision, Step, decode_decision, encode
 from streams import kafka_compat
 from streams.connect import aiokafka_options
@@ -252,10 +252,7 @@ class Feeds:
                 except InvalidRecord:
                     self.skipped["events"] = self.skipped.get("events", 0) + 1  # the DLQ has it
                     continue
-                if history is None:
-                    self.state.events.add(Evidence.of(event))
-                else:
-                    rows.append(HistoryEvent.of(event))
+                rows.append(HistoryEvent.of(event))
             if records:
                 offsets[tp.partition] = records[-1].offset + 1
         if history is not None and offsets:

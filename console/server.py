@@ -20,7 +20,7 @@ from console.history import History
 from console.sessions import SessionSigner
 from console.siem import run_webhook
 from console.state import ConsoleState
-from console.store import AlertStore, EventIndex
+from console.store import AlertStore
 from console.web import RUNNER_OPTIONS, build_app
 from console.webhook import WebhookSink
 from streams.topics import admin, create_topics, partition_counts
@@ -71,7 +71,7 @@ async def _serve(s: ConsoleSettings, users: object, signer: SessionSigner,
                  counts: dict[str, int], say: Say) -> None:
     history = History(s.console_data_dir / "history.sqlite3", s.console_history_days)
     protected = ProtectedSubjects()
-    state = ConsoleState(AlertStore(s.console_max_alerts), EventIndex(1),
+    state = ConsoleState(AlertStore(s.console_max_alerts),
                          case_gap_s=s.console_case_gap_hours * 3600, history=history,
                          case_facts=CaseFacts(s.console_closed_case_grace_hours * 3600),
                          protected=protected, watchlist=Watchlist(protected))

@@ -19,7 +19,7 @@ from accesswatch.contract.timestamps import parse_ts
 from accesswatch.core import Alert
 from console.alert_index import AlertIndex, CaseRow, Row
 from console.cases import CaseBook, CaseRecord, CaseView, decode_case, group
-from console.store import AlertStore, EventIndex, Evidence, Hub, StaffDirectory
+from console.store import AlertStore, Hub, StaffDirectory
 from console.triage import Decision, TriageBook
 
 if TYPE_CHECKING:
@@ -34,7 +34,6 @@ DEFAULT_CASE_GAP_S = 7 * 86400.0
 @dataclass
 class ConsoleState:
     alerts: AlertStore
-    events: EventIndex
     staff: StaffDirectory = field(default_factory=StaffDirectory)
     triage: TriageBook = field(default_factory=TriageBook)
     hub: Hub = field(default_factory=Hub)
@@ -165,20 +164,12 @@ class ConsoleState:
                    search=" ".join([*alert.subject_ids, *alert.reasons[1:],
                                     self.rule_names.get(alert.rule_id, "")]))
 
-    def evidence(self, alert: Alert) -> dict[str, Any]:
-        """The alert's evidence events the console can show, from the history or the index."""
-        found: dict[str, Any] = {}
-        event_ids = alert.event_ids
-        if self.history is not None:
-            found.update(self.history.events(event_ids, alert.user_id,
-                                             _ms(alert.first_seen, 0),
-                                             _ms(alert.last_seen, 2**62)))
-        for eid in event_ids:
-            if eid not in found:
-                ev = self.events.get(eid)
-                if ev is not None:
-                    found[eid] = ev
-        return found
+    def evidence(self, alert: Alert) -> dict[str, HistoryEvent]:
+        """The alert's evidence events the access history holds, by id."""
+        if self.history is None:
+            return {}
+        return self.history.events(alert.event_ids, alert.user_id, _ms(alert.first_seen, 0),
+                                   _ms(alert.last_seen, 2**62))
 
 
 def _ms(iso: str, otherwise: int) -> int:
@@ -214,7 +205,7 @@ def summary(state: ConsoleState, alert: Alert) -> dict[str, Any]:
     }
 
 
-def evidence_json(ev: Evidence | HistoryEvent) -> dict[str, Any]:
+def evidence_json(ev: HistoryEvent) -> dict[str, Any]:
     out: dict[str, Any] = msgspec.to_builtins(ev)
     out.pop("t_ms", None)
     return out
@@ -232,7 +223,7 @@ def detail(state: ConsoleState, alert: Alert) -> dict[str, Any]:
         if ev is None:
             continue
         row = evidence_json(ev)
-        if state.case_facts is not None and hasattr(ev, "t_ms"):
+        if state.case_facts is not None:
             why = state.case_facts.why_unjustified(ev)
             row.update(justified=not why, why=why)
         evidence.append(row)

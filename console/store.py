@@ -1,12 +1,7 @@
-"""What the console holds in memory: alerts, recent events, the staff directory, listeners.
+"""What the console holds in memory: alerts, the staff directory, live listeners.
 
-All of it is rebuilt from Kafka on start; all of it is bounded.
-
->>> index = EventIndex(limit=2)
->>> for n in range(3):
-...     index.add(Evidence(f"e{n}", "2026-03-02T09:00:00Z", "PNC", "view", "T1"))
->>> sorted(index.events)
-['e1', 'e2']
+All of it is rebuilt from Kafka on start; all of it is bounded.  The accesses
+themselves are on disk, in the access history (``console.history``).
 """
 
 from __future__ import annotations
@@ -18,48 +13,10 @@ from typing import Any, Literal
 
 import msgspec
 
-from accesswatch.contract.events import AccessEvent
 from accesswatch.contract.reference import StaffMember
 from accesswatch.core import Alert
 
 Added = Literal["new", "updated", "stale"]
-
-
-class Evidence(msgspec.Struct, omit_defaults=True):
-    """An access event as the console shows it: never the query text, which may
-    name a person, only what was opened, where, how and for which case."""
-
-    event_id: str
-    ts: str
-    system: str
-    action: str
-    terminal_id: str
-    subject_type: str | None = None
-    subject_id: str | None = None
-    case_ref: str | None = None
-    result_count: int | None = None
-
-    @classmethod
-    def of(cls, e: AccessEvent) -> Evidence:
-        return cls(e.event_id, e.ts, e.system, e.action, e.terminal_id, e.subject_type,
-                   e.subject_id, e.case_ref, e.result_count)
-
-
-class EventIndex:
-    """The most recent ``limit`` events by ``event_id``, oldest dropped first."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.events: OrderedDict[str, Evidence] = OrderedDict()
-
-    def add(self, ev: Evidence) -> None:
-        self.events[ev.event_id] = ev
-        self.events.move_to_end(ev.event_id)
-        while len(self.events) > self.limit:
-            self.events.popitem(last=False)
-
-    def get(self, event_id: str) -> Evidence | None:
-        return self.events.get(event_id)
 
 
 class StaffInfo(msgspec.Struct):

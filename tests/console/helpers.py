@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -15,9 +16,10 @@ from aiohttp.test_utils import TestClient, TestServer
 from accesswatch.contract.events import decode_event
 from accesswatch.core import Alert
 from console.auth import User, Users, hash_password
+from console.history import History, HistoryEvent
 from console.sessions import SessionSigner
 from console.state import ConsoleState
-from console.store import AlertStore, EventIndex, Evidence, StaffInfo
+from console.store import AlertStore, StaffInfo
 from console.triage import Decision, Step
 from console.web import RUNNER_OPTIONS, build_app
 
@@ -81,10 +83,14 @@ def event_json(event_id: str, *, user_id: str = "E00412", ts: str = "2026-03-02T
 
 
 def make_state() -> ConsoleState:
-    state = ConsoleState(AlertStore(1000), EventIndex(1000))
+    # A history file of its own, holding the two alerts' evidence.
+    history = History(Path(tempfile.mkdtemp(prefix="aw-console-")) / "history.sqlite3",
+                      retention_days=0, commit_after_s=0)
+    history.add([HistoryEvent.of(decode_event(event_json(eid, ts=ts)))
+                 for eid, ts in (("ev-1", "2026-03-02T09:10:00Z"),
+                                 ("ev-2", "2026-03-02T09:14:00Z"))], {0: 2})
+    state = ConsoleState(AlertStore(1000), history=history)
     state.staff.upsert("E00412", StaffInfo("constable", "Response", "North", "active"))
-    for eid, ts in (("ev-1", "2026-03-02T09:10:00Z"), ("ev-2", "2026-03-02T09:14:00Z")):
-        state.events.add(Evidence.of(decode_event(event_json(eid, ts=ts))))
     state.add_alert(alert())
     state.add_alert(alert("aw-00000000000000000002", severity="critical", score=85.0,
                           rule_id="AW-011", created_at="2026-03-02T10:00:00Z"))

@@ -29,7 +29,7 @@ from accesswatch.core import Alert
 from console.history import History, HistoryEvent
 from console.sessions import SessionSigner
 from console.state import ConsoleState
-from console.store import AlertStore, EventIndex, StaffInfo
+from console.store import AlertStore, StaffInfo
 from console.web import RUNNER_OPTIONS, build_app
 from tests.console.conftest import SCREENSHOTS
 from tests.console.helpers import (
@@ -148,7 +148,7 @@ class Workspace:
         self.history = History(tmp / "history.sqlite3", 0)
         self.history.add(self.events, {0: len(self.events)})
         self.history.flush()  # committed: readable before the first page asks
-        state = ConsoleState(AlertStore(max_alerts), EventIndex(10), history=self.history)
+        state = ConsoleState(AlertStore(max_alerts), history=self.history)
         for user_id, (role, unit, area) in STAFF.items():
             state.staff.upsert(user_id, StaffInfo(role, unit, area, "active"))
         attach_directory(state)

@@ -18,7 +18,7 @@ from aiohttp.test_utils import TestClient
 from accesswatch.core import Alert
 from console.alert_index import ALERT_SORTS, CASE_SORTS
 from console.state import ConsoleState
-from console.store import AlertStore, EventIndex, StaffInfo
+from console.store import AlertStore, StaffInfo
 from tests.console.helpers import FakeRecorder, ListRecorder, alert, make_app, run, sign_in
 
 Client = TestClient[Any, Any]
@@ -48,7 +48,7 @@ def many(n: int = N, seed: int = 4) -> list[Alert]:
 
 
 def state_of(alerts: list[Alert], limit: int = 10_000) -> ConsoleState:
-    state = ConsoleState(AlertStore(limit), EventIndex(10))
+    state = ConsoleState(AlertStore(limit))
     for m, area in zip(MEMBERS, ["North", "North", "South", "East", "West"], strict=True):
         state.staff.upsert(m, StaffInfo("constable", "Response", area, "active"))
     for a in alerts:

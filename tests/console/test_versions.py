@@ -19,7 +19,7 @@ from console.ecs import to_ecs
 from console.feeds import Feeds
 from console.siem import newest
 from console.state import ConsoleState, detail, summary
-from console.store import AlertStore, EventIndex
+from console.store import AlertStore
 from console.triage import decide
 from console.versions import LatestVersions
 from tests.console.helpers import alert, grown, make_app, make_state, run, sign_in
@@ -122,7 +122,7 @@ def test_an_update_keeps_the_triage_decision_and_shows_its_version() -> None:
 
 
 def test_listeners_hear_new_versions_only() -> None:
-    state = ConsoleState(AlertStore(10), EventIndex(10))
+    state = ConsoleState(AlertStore(10))
     q = state.hub.subscribe()
     for a in (V1, V3, V2, V3, V1):
         state.add_alert(a)
@@ -134,7 +134,7 @@ def test_listeners_hear_new_versions_only() -> None:
 
 
 def test_the_alert_feed_keeps_the_highest_version_whatever_the_arrival_order() -> None:
-    state = ConsoleState(AlertStore(10), EventIndex(10))
+    state = ConsoleState(AlertStore(10))
     feeds = Feeds(None, state, {})  # type: ignore[arg-type]  # _on_alert reads no setting
     for offset, a in enumerate((V1, V3, V2, V3, V1)):
         feeds._on_alert(ConsumerRecord("access.alerts", 0, offset, 0, 0, b"E00412",

@@ -18,7 +18,7 @@ from aiohttp.test_utils import TestClient
 from accesswatch.contract.events import decode_event
 from console.history import History, HistoryEvent
 from console.state import ConsoleState
-from console.store import AlertStore, EventIndex, StaffInfo
+from console.store import AlertStore, StaffInfo
 from tests.console.helpers import (
     QUERY_TEXT,
     ListRecorder,
@@ -52,7 +52,7 @@ def history(tmp_path: Path) -> Any:
 
 def workspace(history: History, events: list[HistoryEvent]) -> ConsoleState:
     history.add(events, {0: len(events)})
-    state = ConsoleState(AlertStore(1000), EventIndex(10), history=history)
+    state = ConsoleState(AlertStore(1000), history=history)
     state.staff.upsert("E00412", StaffInfo("constable", "Response", "North", "active"))
     state.staff.upsert("E00777", StaffInfo("sergeant", "CID", "South", "active"))
     first = alert("aw-00000000000000000001", event_ids=["a20"], created_at=iso(20, 10),
