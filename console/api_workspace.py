@@ -32,6 +32,7 @@ TIMELINE_MAX = 5000
 SUBJECT_MAX = 2000
 WATCH_DAYS = 7
 WATCH_MAX = 500
+PACK_TIMELINE_MAX = 100_000  # a pack holding fewer accesses than the window says so
 CaseRecorder = Callable[[CaseRecord], Awaitable[None]]
 WatchRecorder = Callable[[str, bytes | None], Awaitable[None]]
 CASE_RECORDER = web.AppKey("case_recorder", object)
@@ -342,6 +343,7 @@ async def watchlist(request: web.Request) -> web.Response:
             raise bad_query(QueryError("days is a number")) from None
     entries = _entries(state)
     opens: list[dict[str, Any]] = []
+    truncated = False
     if state.history is not None and entries:
         stats = await asyncio.to_thread(state.history.stats)
         newest = stats.get("newest_ms") or int(dt.datetime.now(dt.UTC).timestamp() * 1000)
@@ -354,7 +356,10 @@ async def watchlist(request: web.Request) -> web.Response:
                 opens.append(row)
             if len(opens) >= WATCH_MAX:
                 break
+        # Cut short: by the list's own cap, or by reading only the newest opens of all.
+        truncated = len(opens) >= WATCH_MAX or len(found) >= WATCH_MAX * 4
     return web.json_response({"subjects": entries, "opens": opens, "days": days,
+                              "truncated": truncated,
                               "may_edit": current_user(request).role == "lead"})
 
 
@@ -411,14 +416,15 @@ async def evidence_pack(request: web.Request) -> web.Response:
     state, view = request.app[STATE], _case(request)
     alerts = _case_alerts(state, view)
     timeline_rows: list[Any] = []
+    timeline_total = 0
     window = None
     if state.history is not None and view.first_seen:
         from console.cases import seconds
 
         start = int((seconds(view.first_seen) - 86400) * 1000)
         end = int((seconds(view.last_seen) + 86400) * 1000)
-        rows, _ = await asyncio.to_thread(state.history.timeline, view.user_id, start, end,
-                                          limit=100_000)
+        rows, timeline_total = await asyncio.to_thread(state.history.timeline, view.user_id,
+                                                       start, end, limit=PACK_TIMELINE_MAX)
         timeline_rows = [_judge(state, ev) for ev in sorted(rows, key=lambda e: e.t_ms)]
         window = {"from": _iso_ms(start), "to": _iso_ms(end)}
     decisions = {a.alert_id: d for a in alerts if (d := state.triage.get(a.alert_id))}
@@ -426,7 +432,7 @@ async def evidence_pack(request: web.Request) -> web.Response:
     body = pack(case=view, alerts=alerts, decisions=decisions, timeline=timeline_rows,
                 member=state.staff.members.get(view.user_id), reference=reference,
                 generated_by=current_user(request).username, at=_iso(None),
-                timeline_total=len(timeline_rows))
+                timeline_total=timeline_total)
     return web.Response(body=body, content_type="application/zip", headers={
         "Content-Disposition": f'attachment; filename="{evidence_filename(view.case_id)}"'})
 

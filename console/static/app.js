@@ -1508,6 +1508,8 @@ function renderWatchlist(b, days) {
             route();
           } }, "Remove") : ""))))) : h("p", { class: "note", "data-testid": "watch-subjects" }, "No protected subjects."),
     h("h3", {}, "Unjustified opens of these subjects in the last ", daysSel, " days ", h("span", { class: "note" }, `(${fmt(opens.length)})`)),
+    b.truncated ? h("p", { class: "note", "data-testid": "watch-truncated" },
+      `Only the newest ${fmt(opens.length)} are listed: shorten the window, or open a subject for all of its opens.`) : null,
     opens.length ? h("table", { class: "grid", "data-testid": "watch-opens" },
       head([["When", "w-when"], ["Member", "w-id"], ["Subject", "w-mid"], ["System", "w-short"], ["Action", "w-short"],
         ["Terminal", "w-mid"], "Why not justified"]),

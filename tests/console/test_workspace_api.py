@@ -165,3 +165,56 @@ def test_a_case_evidence_pack_holds_its_alerts_timeline_and_history(history: His
     html = files.read("summary.html").decode()
     assert "spoke to the supervisor" in html and QUERY_TEXT not in html
     assert len(cases.written) == 1
+
+
+def test_the_watch_list_says_when_it_lists_only_the_newest_opens(
+        history: History, monkeypatch: pytest.MonkeyPatch) -> None:
+    import console.api_workspace as workspace_api
+    from console.directory import CaseFacts, ProtectedSubjects, Watchlist
+
+    events = member_events()
+    state = workspace(history, events)
+    protected = ProtectedSubjects()
+    state.case_facts, state.protected = CaseFacts(48 * 3600), protected
+    state.watchlist = Watchlist(protected)
+    watch = ListRecorder()
+
+    async def body(client: Client) -> list[dict[str, Any]]:
+        lead = await sign_in(client, "lena")
+        resp = await client.post("/api/watchlist", headers={"X-CSRF-Token": lead},
+                                 json={"subject_id": "P-204", "reason": "victim of a DV case"})
+        assert resp.status == 200, await resp.text()
+        out = [await (await client.get("/api/watchlist?days=30")).json()]
+        monkeypatch.setattr(workspace_api, "WATCH_MAX", 1)
+        out.append(await (await client.get("/api/watchlist?days=30")).json())
+        analyst = await sign_in(client, "ana")
+        refused = await client.post("/api/watchlist/remove", headers={"X-CSRF-Token": analyst},
+                                    json={"subject_id": "P-204"})
+        out.append({"status": refused.status})
+        return out
+
+    full, cut, refused = run(make_app(state, watch_recorder=watch), body)
+    opens = [e.event_id for e in sorted(events, key=lambda e: e.t_ms, reverse=True)
+             if e.subject_id == "P-204"]  # o1 cites CASE-1, unknown here: not justified
+    assert [o["event_id"] for o in full["opens"]] == opens and not full["truncated"]
+    assert [o["event_id"] for o in cut["opens"]] == opens[:1] and cut["truncated"]
+    assert [w["subject_id"] for w in full["subjects"]] == ["P-204"]
+    assert refused["status"] == 403
+    assert watch.written[0][0] == "P-204"
+
+
+def test_an_evidence_pack_says_when_it_holds_fewer_accesses_than_the_window(
+        history: History, monkeypatch: pytest.MonkeyPatch) -> None:
+    import console.api_workspace as workspace_api
+
+    monkeypatch.setattr(workspace_api, "PACK_TIMELINE_MAX", 2)
+    state = workspace(history, member_events())
+
+    async def body(client: Client) -> bytes:
+        await sign_in(client)
+        case_id = (await (await client.get("/api/cases")).json())["cases"][0]["case_id"]
+        return await (await client.get(f"/api/cases/{case_id}/evidence.zip")).read()
+
+    files = zipfile.ZipFile(io.BytesIO(run(make_app(state), body)))
+    timeline = json.loads(files.read("timeline.json"))
+    assert len(timeline["events"]) == 2 and timeline["total"] == 4
