@@ -13,8 +13,9 @@ BENCH_BASELINE ?= 0704a07
 .PHONY: help install tools test test-fast lint lock bench demo demo-offline clean
 # Debian packages the tests use: kcat (a Kafka client we did not write), Prometheus
 # (with promtool), Alertmanager (for amtool, which checks deploy/alertmanager/) and
-# Chromium (the console's browser test drives it with Playwright; no browser download).
-TOOLS := kcat prometheus prometheus-alertmanager chromium
+# Chromium (the console's browser test drives it with Playwright; no browser download),
+# Node and npm (the single sign-on test runs a real OpenID provider, oidc-provider).
+TOOLS := kcat prometheus prometheus-alertmanager chromium nodejs npm
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -27,7 +28,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## Create .venv and install accesswatch with its dev tools
 
-tools: ## Install kcat, prometheus, alertmanager and chromium (Debian packages) if missing
+tools: ## Install kcat, prometheus, alertmanager, chromium, node (Debian) and oidc-provider (npm)
 	@missing=""; for t in $(TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=""; elif command -v sudo >/dev/null; then SUDO=sudo; \
@@ -36,6 +37,7 @@ tools: ## Install kcat, prometheus, alertmanager and chromium (Debian packages) 
 	  $$SUDO apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
+	@$(PYTHON) tests/console/oidc_provider.py
 
 test: $(STAMP) tools ## Run the whole test suite (sets everything up first)
 	$(PY) -m pytest -q

@@ -28,6 +28,7 @@ from accesswatch.rules import load_rules
 from benchmarks.backtest_jobs import bench_jobs, report_jobs
 from benchmarks.broker import LiveBenchError
 from benchmarks.console_scale import report_console
+from benchmarks.console_signin import bench_signin, report_signin
 from benchmarks.delivery_report import report_delivery
 from benchmarks.live import LiveOptions, bench_live
 from benchmarks.live_report import report_live
@@ -117,6 +118,8 @@ def main() -> None:
                         help="console at scale: alerts on the broker")
     parser.add_argument("--console-tries", type=int, default=20,
                         help="console at scale: tries of each view (p95 and median)")
+    parser.add_argument("--no-console-signin", action="store_true",
+                        help="no console sign-in under load (8 sign-ins, /healthz polled)")
     parser.add_argument("--cache", type=Path,
                         default=Path(os.environ.get("TMPDIR", "/tmp")) / "accesswatch-bench")
     args = parser.parse_args()
@@ -157,6 +160,11 @@ def main() -> None:
     if args.console_events:
         results["console"] = bench_console(args)
         failed = failed or console_failure(results["console"])
+    if not args.no_console_signin:
+        try:
+            results["console_signin"] = bench_signin()
+        except Exception as e:  # the rest of the run's figures must still be written
+            results["console_signin"] = {"error": f"{type(e).__name__}: {e}"}
     results["machine"]["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     results["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     results["wall_seconds"] = round(time.perf_counter() - started, 1)
@@ -372,7 +380,8 @@ in event time + every rule + alerts), reference data loaded beforehand.
 Peak RSS of the benchmark process over the whole run: {r['peak_rss_mb']} MB{generated}.
 {report_model(r['model'], b)}
 {report_jobs(r.get('backtest_jobs'))}
-{report_live(r.get('live'))}{report_delivery(r.get('delivery'))}{report_console(r.get('console'))}
+{report_live(r.get('live'))}{report_delivery(r.get('delivery'))}{report_console(r.get('console'))}\
+{report_signin(r.get('console_signin'))}
 ## Reproduce
 
 ```sh
@@ -389,6 +398,7 @@ make bench        # python -m benchmarks.run: backtest, model, then the live run
 .venv/bin/python -m benchmarks.delivery IN.jsonl OUT.jsonl --seed 1  # any file, as delivered
 .venv/bin/python -m benchmarks.run --only console                  # console at scale alone
 .venv/bin/python -m benchmarks.console_scale --events 200000 --alerts 10000  # …smaller, quick
+.venv/bin/python -m benchmarks.console_signin      # console sign-in under load alone
 ```
 
 `--no-live-model` leaves out the rules + model worker and every part that uses it

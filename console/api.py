@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import time
 from typing import Any
 
 import msgspec
@@ -20,10 +21,11 @@ from accesswatch.core import Alert
 from console.alert_index import PAGE_DEFAULT, Query, QueryError
 from console.ecs import to_ecs
 from console.exports import alerts_csv
-from console.sessions import SESSION_COOKIE
+from console.sessions import SESSION_COOKIE, session_user
 from console.state import SEVERITIES, ConsoleState, detail, summary
 from console.triage import STATUSES, TriageError, decide, false_positives, false_positives_csv
 from console.web import (
+    OIDC,
     RECORDER,
     SIGNER,
     STATE,
@@ -35,6 +37,7 @@ from console.web import (
 )
 
 KEEPALIVE = 15.0
+SESSION_CHECK_S = 0.5
 BULK_MAX = 500
 # The old ``sort`` values, still accepted: risk (highest score first) and newest.
 SORT_ALIASES = {"risk": ("score", "desc"), "newest": ("created_at", "desc")}
@@ -316,7 +319,8 @@ async def _decide(request: web.Request, alert: Alert, body: dict[str, Any],
 
 async def stream(request: web.Request) -> web.StreamResponse:
     """Server-sent events: ``alert`` (a feed row, new or changed), ``hello`` on connect."""
-    state, signer = request.app[STATE], request.app[SIGNER]
+    state, signer, users = request.app[STATE], request.app[SIGNER], request.app[USERS]
+    cookie, sso = request.cookies.get(SESSION_COOKIE), OIDC in request.app
     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream",
                                        "X-Accel-Buffering": "no"})
     await resp.prepare(request)
@@ -324,19 +328,28 @@ async def stream(request: web.Request) -> web.StreamResponse:
     try:
         await resp.write(b"retry: 1000\nevent: hello\ndata: {\"ready\": %s}\n\n"
                          % (b"true" if state.ready else b"false"))
+        checked = wrote = time.monotonic()
         while True:
             try:
-                kind, data = await asyncio.wait_for(q.get(), KEEPALIVE)
+                kind, data = await asyncio.wait_for(q.get(), SESSION_CHECK_S)
             except TimeoutError:
-                # An expired or signed-out session ends its stream; the browser's
-                # reconnect then meets a 401 and goes to the sign-in page.
-                if signer.read(request.cookies.get(SESSION_COOKIE)) is None:
+                kind, data = "", ""
+            now = time.monotonic()
+            # Sign-out, expiry, a removed user or a changed role or password ends the
+            # stream within SESSION_CHECK_S, busy feed or quiet; the browser's reconnect
+            # then meets a 401 and goes to the sign-in page.
+            if not kind or now - checked >= SESSION_CHECK_S:
+                if session_user(signer, users, cookie, sso=sso) is None:
                     break
-                await resp.write(b": keepalive\n\n")
-                continue
+                checked = now
             if kind == "close":
                 break
-            await resp.write(f"event: {kind}\ndata: {data}\n\n".encode())
+            if kind:
+                await resp.write(f"event: {kind}\ndata: {data}\n\n".encode())
+                wrote = now
+            elif now - wrote >= KEEPALIVE:
+                await resp.write(b": keepalive\n\n")
+                wrote = now
         await resp.write_eof()
     except ConnectionResetError:
         pass  # the browser went away

@@ -1,4 +1,4 @@
-"""Console users: scrypt password hashes, the users file, and a login throttle.
+"""Console users: scrypt password hashes (checked off the event loop) and the users file.
 
 >>> stored = hash_password("correct horse", n=2**10)
 >>> verify_password("correct horse", stored), verify_password("wrong", stored)
@@ -7,12 +7,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
 import os
-import time
-from collections.abc import Callable
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,19 @@ SCHEME = "scrypt"
 # 0.1 s on a small machine and is still far beyond a GPU's cheap guesses.
 DEFAULT_N, DEFAULT_R, DEFAULT_P = 2**15, 8, 1
 _MAXMEM = 256 * 1024 * 1024
+
+
+def _lower_priority() -> None:
+    """Hashing threads yield the CPU to the event loop (Linux: nice is per thread)."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+
+
+# scrypt releases the GIL: threads check passwords while the loop serves.  One core
+# is left to the loop and the threads run at a lower priority, so a burst of sign-ins
+# queues rather than starving it; each check holds 32 MiB (N=2^15, r=8): 4 at most.
+_HASHING = ThreadPoolExecutor(max_workers=max(1, min(4, (os.cpu_count() or 2) - 1)),
+                              thread_name_prefix="aw-scrypt", initializer=_lower_priority)
 
 
 class ConsoleConfigError(AccessWatchError):
@@ -74,6 +89,7 @@ class User:
     username: str
     role: str
     password_hash: str
+    staff_id: str | None = None  # their id in the staff directory: the console audits them
 
     @property
     def permissions(self) -> frozenset[str]:
@@ -97,6 +113,18 @@ class Users:
     def get(self, username: str) -> User | None:
         return self.by_name.get(username)
 
+    def replace(self, new: Users) -> None:
+        """Take ``new``'s users in place, so every holder of this object sees them
+        (``session_minutes`` is read at start only)."""
+        self.by_name.clear()
+        self.by_name.update(new.by_name)
+
+
+async def authenticate(users: Users, username: str, password: str) -> User | None:
+    """``users.authenticate`` in a hashing thread: a sign-in never holds the event loop."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(_HASHING, users.authenticate, username, password)
+
 
 def load_users(path: Path) -> Users:
     """Read the users file (YAML); a plain-text password or unknown role is refused.
@@ -104,8 +132,11 @@ def load_users(path: Path) -> Users:
     ```yaml
     session_minutes: 480
     users:
-      alice: {role: lead, password: "scrypt$32768$8$1$…$…"}
+      alice: {role: lead, password: "scrypt$32768$8$1$…$…", staff_id: E01234}
     ```
+
+    ``staff_id`` (optional): the user's id in the staff directory, under which their
+    openings of timelines and subject pages are fed back as access events.
     """
     try:
         raw: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -129,40 +160,21 @@ def load_users(path: Path) -> Users:
 
 def _user(path: Path, name: str, entry: Any) -> User:
     where = f"{path}: user {name}"
-    if not isinstance(entry, dict) or set(entry) - {"role", "password"}:
-        raise ConsoleConfigError(f"{where}: give exactly `role` and `password`")
+    if not isinstance(entry, dict) or set(entry) - {"role", "password", "staff_id"}:
+        raise ConsoleConfigError(f"{where}: give exactly `role` and `password` (and, "
+                                 "optionally, `staff_id`)")
     role, password = entry.get("role"), entry.get("password")
     if role not in ROLES:
         raise ConsoleConfigError(f"{where}: role must be one of {', '.join(ROLES)}")
     if not isinstance(password, str) or not is_password_hash(password):
         raise ConsoleConfigError(f"{where}: password must be a hash from "
                                  "`accesswatch console hash-password`, never the password")
-    return User(name, role, password)
-
-
-class LoginThrottle:
-    """At most ``limit`` failed logins per key (a name, an address) in ``window`` seconds."""
-
-    def __init__(self, limit: int = 5, window: float = 300.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.limit, self.window, self._clock = limit, window, clock
-        self._failures: dict[str, list[float]] = {}
-
-    def blocked(self, *keys: str) -> bool:
-        now = self._clock()
-        return any(len(self._recent(k, now)) >= self.limit for k in keys)
-
-    def failed(self, *keys: str) -> None:
-        now = self._clock()
-        for k in keys:
-            self._failures[k] = [*self._recent(k, now), now]
-
-    def succeeded(self, *keys: str) -> None:
-        for k in keys:
-            self._failures.pop(k, None)
-
-    def _recent(self, key: str, now: float) -> list[float]:
-        return [t for t in self._failures.get(key, []) if now - t < self.window]
+    staff_id = entry.get("staff_id")
+    if staff_id is not None and (not isinstance(staff_id, str | int) or not str(staff_id)
+                                 or len(str(staff_id)) > 64):
+        raise ConsoleConfigError(f"{where}: staff_id is the user's staff id (1 to 64 "
+                                 "characters)")
+    return User(name, role, password, None if staff_id is None else str(staff_id))
 
 
 def _b64(raw: bytes) -> str:

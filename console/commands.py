@@ -44,12 +44,48 @@ def add_console_commands(sub: Any) -> dict[str, Handler]:
                             "alerts.ecs.ndjson")
     ex.add_argument("--out", type=output_file, metavar="FILE",
                     help="file to write (default: standard output)")
+    co = actions.add_parser(
+        "consultations", help="export the consultation log: who read what, when, from "
+        "where and why",
+        description="Write the consultations (every read of personal data through the "
+        "console) recorded from --from up to --to, read from the start of the topic "
+        "ACCESSWATCH_TOPIC_CONSULTATIONS (default console.consultations). Gives up after "
+        "ACCESSWATCH_BROKER_WAIT seconds (default 30) for an unreachable broker.",
+        epilog="examples:\n"
+        "  accesswatch console consultations --from 2026-03-01T00:00:00Z "
+        "--to 2026-04-01T00:00:00Z --out march.csv\n"
+        "  accesswatch console consultations --from 2026-03-01 --to 2026-03-02 "
+        "--subject P-204 --format json")
+    co.add_argument("--from", dest="start", required=True, type=_iso, metavar="ISO",
+                    help="first time included (ISO 8601; no zone: UTC)")
+    co.add_argument("--to", dest="end", required=True, type=_iso, metavar="ISO",
+                    help="first time left out (ISO 8601; no zone: UTC)")
+    co.add_argument("--user", metavar="U", help="only this console user (or staff id)")
+    co.add_argument("--subject", metavar="S",
+                    help="only reads that showed this subject or member id")
+    co.add_argument("--format", choices=("csv", "json"), default="csv",
+                    help="CSV (a header, CRLF, formula-safe cells) or JSON lines "
+                    "(default: csv)")
+    co.add_argument("--out", type=output_file, metavar="FILE",
+                    help="file to write (default: standard output)")
     return {"console": _console}
+
+
+def _iso(text: str) -> str:
+    from console.consultations import parse_time
+
+    try:
+        return parse_time(text, "it")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date and time; give one such "
+                                         "as 2026-03-02T09:00:00Z") from None
 
 
 def _console(args: argparse.Namespace) -> int:
     if args.console_action == "hash-password":
         return _hash_password(args)
+    if args.console_action == "consultations":
+        return _consultations(args)
     return _export_ecs(args) if args.console_action == "export-ecs" else _serve(args)
 
 
@@ -87,6 +123,29 @@ def _export_ecs(args: argparse.Namespace) -> int:
         with args.out.open("w", encoding="utf-8") as out:
             written = export_ecs(s, out)
     _say(f"console: {written:,} alerts written as ECS")
+    return 0
+
+
+def _consultations(args: argparse.Namespace) -> int:
+    from accesswatch.ops import commands
+    from console import siem
+    from console.consultations import _ms, export_lines, read_consultations
+
+    if _ms(args.start) >= _ms(args.end):
+        _say("console consultations: --from is after --to (or the same time)")
+        return 2
+    s = console_settings()
+    commands._ready(s)
+    found, bad = read_consultations(
+        (value for _, value in siem.read_to_end(s, s.consultations_topic)),
+        start=args.start, end=args.end, user=args.user, subject=args.subject)
+    if args.out is None:
+        sys.stdout.writelines(export_lines(found, args.format))
+    else:
+        with args.out.open("w", encoding="utf-8", newline="") as out:
+            out.writelines(export_lines(found, args.format))
+    _say(f"console: {len(found):,} consultations written"
+         + (f"; {bad:,} unreadable records skipped" if bad else ""))
     return 0
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import sqlite3
 import time
 from collections.abc import Callable
@@ -24,27 +25,30 @@ from aiokafka.structs import ConsumerRecord
 
 from accesswatch.contract.events import decode_event
 from accesswatch.contract.reference import decode_reference
-from accesswatch.core import Alert
 from accesswatch.errors import InvalidRecord
 from console.cases import CaseRecord, audit_step
 from console.config import ConsoleSettings
 from console.history import HistoryEvent
 from console.state import ConsoleState
 from console.store import StaffInfo
-from console.triage import AuditRecord, Decision, Step, decode_decision, encode
+from console.triage import AuditRecord, Decision, Step, encode
+from console.trust import Quarantine, RecordSigner, check_alert
 from streams import kafka_compat
 from streams.connect import aiokafka_options
 
 log = logging.getLogger("accesswatch.console.feeds")
-_alert = msgspec.json.Decoder(Alert).decode
 Handle = Callable[[ConsumerRecord[bytes, bytes]], None]
 Batch = list[ConsumerRecord[bytes, bytes]]
 
 
 class Feeds:
     def __init__(self, s: ConsoleSettings, state: ConsoleState,
-                 partitions: dict[str, int]) -> None:
+                 partitions: dict[str, int], *, signer: RecordSigner | None = None,
+                 quarantine: Quarantine | None = None) -> None:
         self.s, self.state, self.partitions = s, state, partitions
+        # Without a signer given, a key of this run alone: nothing foreign verifies.
+        self.signer = signer or RecordSigner(secrets.token_bytes(32))
+        self.quarantine = quarantine or Quarantine()
         self._tasks: list[asyncio.Task[None]] = []
         self._producer: AIOKafkaProducer | None = None
         self.skipped: dict[str, int] = {}
@@ -111,7 +115,8 @@ class Feeds:
         key = record.case_id.encode()
         audit = audit_step(record)
         await self._producer.send_and_wait(self.s.cases_audit_topic, encode(audit), key=key)
-        await self._producer.send_and_wait(self.s.cases_topic, encode(record), key=key)
+        await self._producer.send_and_wait(
+            self.s.cases_topic, self.signer.encode("cases", record.case_id, record), key=key)
 
     async def record_watch(self, subject_id: str, entry: bytes | None) -> None:
         """A watch-list entry (``None`` removes it)."""
@@ -125,7 +130,9 @@ class Feeds:
         key = decision.alert_id.encode()
         audit = AuditRecord(decision.alert_id, decision.version, step)
         await self._producer.send_and_wait(self.s.triage_audit_topic, encode(audit), key=key)
-        await self._producer.send_and_wait(self.s.triage_topic, encode(decision), key=key)
+        await self._producer.send_and_wait(
+            self.s.triage_topic, self.signer.encode("triage", decision.alert_id, decision),
+            key=key)
 
     async def _follow(self, name: str, topic: str, partitions: int, handle: Handle | None,
                       gates_ready: bool) -> None:
@@ -205,22 +212,33 @@ class Feeds:
         log.warning("%s: skipped %s[%d]@%d: %s", name, record.topic, record.partition,
                     record.offset, why)
 
+    def _refuse(self, feed: str, record: ConsumerRecord[bytes, bytes],
+                e: InvalidRecord) -> None:
+        self.quarantine.refuse(feed, record.topic, record.partition, record.offset, e)
+
     def _on_alert(self, record: ConsumerRecord[bytes, bytes]) -> None:
         if record.value is None:
             return
         try:
-            self.state.add_alert(_alert(record.value), settle=False)
-        except msgspec.DecodeError:
-            self._skip("alerts", record, "not an alert as alert.schema.json says")
+            alert = check_alert(record.value)
+        except InvalidRecord as e:
+            self._refuse("alerts", record, e)
+            return
+        self.state.add_alert(alert, settle=False)
 
     def _on_decision(self, record: ConsumerRecord[bytes, bytes]) -> None:
-        if record.value is None:
-            self.state.triage.apply_record(record.key, None)
-            return
         try:
-            self.state.apply_decision(decode_decision(record.value))
-        except msgspec.DecodeError:
-            self._skip("triage", record, "not a triage decision")
+            if record.value is None:  # never erased: one tombstone would wipe a history
+                raise InvalidRecord("a tombstone", "tombstone")
+            fields = self.signer.verify("triage", record.key, record.value)
+            decision = msgspec.convert(fields, Decision)
+        except msgspec.ValidationError:
+            self._refuse("triage", record, InvalidRecord("not a decision", "wrong_type"))
+            return
+        except InvalidRecord as e:
+            self._refuse("triage", record, e)
+            return
+        self.state.apply_decision(decision)
 
     def _on_staff(self, record: ConsumerRecord[bytes, bytes]) -> None:
         if record.key is None:
@@ -261,12 +279,20 @@ class Feeds:
         return count
 
     def _on_case(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        if record.value is not None:
+            try:
+                self.signer.verify("cases", record.key, record.value)
+            except InvalidRecord as e:
+                self._refuse("cases", record, e)
+                return
         if self.state.apply_case_record(record.key, record.value) is None:
             if record.value is None:
                 log.warning("cases: ignored a tombstone at %s[%d]@%d: a case is never erased",
                             record.topic, record.partition, record.offset)
+                self.quarantine.refuse("cases", record.topic, record.partition,
+                                       record.offset, InvalidRecord("a tombstone", "tombstone"))
             else:
-                self._skip("cases", record, "not a case record")
+                self._refuse("cases", record, InvalidRecord("not a case record", "wrong_type"))
 
     def _on_ref_case(self, record: ConsumerRecord[bytes, bytes]) -> None:
         facts = self.state.case_facts

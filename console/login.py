@@ -9,8 +9,11 @@ import secrets
 
 from aiohttp import web
 
+from console.auth import Users, authenticate
+from console.client_address import client_address
+from console.lockout import account_key
 from console.sessions import LOGIN_COOKIE, SESSION_COOKIE
-from console.web import SECURE, SIGNER, THROTTLE, USERS, current_session
+from console.web import OIDC, SIGNER, THROTTLE, USERS, current_session, current_user, secure_cookies
 
 log = logging.getLogger("accesswatch.console.auth")
 
@@ -31,6 +34,7 @@ input {{ width: 100%; box-sizing: border-box; padding: .55rem; border-radius: 6p
 button {{ margin-top: 1.3rem; width: 100%; padding: .6rem; border: 0; border-radius: 6px;
           background: #2563eb; color: white; font-size: 1rem; cursor: pointer; }}
 .error {{ background: #7f1d1d; color: #fecaca; padding: .5rem .7rem; border-radius: 6px; }}
+p.sso {{ margin: 1rem 0 0; text-align: center; }} p.sso a {{ color: #93c5fd; }}
 </style></head>
 <body><form method="post" action="/login">
 <h1>accesswatch console</h1><p class="sub">Professional standards · authorised staff only</p>
@@ -42,7 +46,7 @@ button {{ margin-top: 1.3rem; width: 100%; padding: .6rem; border: 0; border-rad
 <input id="password" name="password" type="password" autocomplete="current-password"
  required>
 <button type="submit">Sign in</button>
-</form></body></html>
+{sso}</form></body></html>
 """
 
 
@@ -52,14 +56,22 @@ def _render(request: web.Request, message: str = "", status: int = 200) -> web.R
     style_nonce = secrets.token_urlsafe(12)
     body = _PAGE.format(nonce=style_nonce, token=signer.login_token(nonce),
                         message=f'<p class="error" role="alert">{html.escape(message)}</p>'
-                        if message else "")
+                        if message else "", sso=_SSO_LINK if OIDC in request.app else "")
     resp = web.Response(text=body, content_type="text/html", status=status)
     resp.headers["Content-Security-Policy"] = (
         f"default-src 'none'; style-src 'nonce-{style_nonce}'; img-src data:; form-action 'self'; "
         "frame-ancestors 'none'; base-uri 'none'")
     resp.set_cookie(LOGIN_COOKIE, nonce, httponly=True, samesite="Strict", path="/login",
-                    secure=_secure(request), max_age=3600)
+                    secure=secure_cookies(request), max_age=3600)
     return resp
+
+
+_SSO_LINK = '<p class="sso"><a href="/login/oidc">Sign in with single sign-on</a></p>\n'
+
+
+def error_page(request: web.Request, message: str, status: int) -> web.Response:
+    """The sign-in page with one line saying what went wrong (console.oidc's refusals)."""
+    return _render(request, message, status)
 
 
 async def page(request: web.Request) -> web.Response:
@@ -72,38 +84,44 @@ async def sign_in(request: web.Request) -> web.Response:
     if not app[SIGNER].login_ok(request.cookies.get(LOGIN_COOKIE), _text(form.get("csrf"))):
         return _render(request, "The sign-in form had expired. Please try again.", 403)
     username, password = _text(form.get("username")), _text(form.get("password"))
-    # Throttle keys: a digest of the name (never logged) and the client address.
-    keys = ("user:" + hashlib.sha256(username.encode()).hexdigest(),
-            "addr:" + (request.remote or "?"))
-    throttle = app[THROTTLE]
-    if throttle.blocked(*keys):
-        log.warning("sign-in refused: too many failed attempts")
+    account, address = account_key(username), client_address(request)
+    who, lockout = _who(app[USERS], username), app[THROTTLE]
+    locked = lockout.locked(account, address)
+    if locked is not None:
+        log.warning("sign-in refused: %s locked after failed attempts; user %s address %s",
+                    locked, who, address)
         return _render(request, "Too many failed attempts. Wait a few minutes.", 429)
-    user = app[USERS].authenticate(username, password)
+    attempt = lockout.attempt(account, address)  # a failure unless it succeeds
+    user = await authenticate(app[USERS], username, password)
     if user is None:
-        throttle.failed(*keys)
-        log.info("sign-in refused: wrong user name or password")
+        log.info("sign-in refused: wrong user name or password; user %s address %s",
+                 who, address)
         return _render(request, "Wrong user name or password.", 401)
-    throttle.succeeded(*keys)
-    cookie, _ = app[SIGNER].issue(user.username)
+    lockout.succeeded(account, attempt)
+    cookie, _ = app[SIGNER].issue(user.username, app[SIGNER].grant(user))
     resp = web.HTTPSeeOther("/")
     resp.set_cookie(SESSION_COOKIE, cookie, httponly=True, samesite="Strict", path="/",
-                    secure=_secure(request), max_age=int(app[SIGNER].lifetime))
+                    secure=secure_cookies(request), max_age=int(app[SIGNER].lifetime))
     resp.del_cookie(LOGIN_COOKIE, path="/login")
-    log.info("signed in (role %s)", user.role)
+    log.info("signed in: user %s role %s address %s", user.username, user.role, address)
     raise resp
 
 
 async def sign_out(request: web.Request) -> web.Response:
     request.app[SIGNER].revoke(current_session(request))
+    log.info("signed out: user %s address %s", current_user(request).username,
+             client_address(request))
     resp = web.json_response({"signed_out": True})
     resp.del_cookie(SESSION_COOKIE, path="/")
     return resp
 
 
-def _secure(request: web.Request) -> bool:
-    configured = request.app[SECURE]
-    return request.secure if configured is None else bool(configured)
+def _who(users: Users, username: str) -> str:
+    """A known user's name; an unknown one only as a digest, as it may be a password
+    typed into the wrong box."""
+    if users.get(username) is not None:
+        return username
+    return "unknown:" + hashlib.sha256(username.encode()).hexdigest()[:12]
 
 
 def _text(value: object) -> str:

@@ -12,15 +12,24 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from console.auth import ConsoleConfigError, load_users
+from console.auth import ConsoleConfigError, Users, load_users
+from console.client_address import parse_networks, trust_proxies
 from console.config import ConsoleSettings, console_topic_specs
+from console.consultations import ConsultationLog, ConsultationTopic
 from console.directory import CaseFacts, ProtectedSubjects, Watchlist
 from console.feeds import Feeds
 from console.history import History
+from console.oidc import OidcClient, OidcConfig
+from console.oidc import install as install_oidc
+from console.revocations import FILE as REVOCATIONS_FILE
+from console.revocations import Revocations
 from console.sessions import SessionSigner
 from console.siem import run_webhook
 from console.state import ConsoleState
 from console.store import AlertStore
+from console.trust import Quarantine, RecordSigner, signing_key
+from console.trust import install as install_trust
+from console.users_file import watch_users_file
 from console.web import RUNNER_OPTIONS, build_app
 from console.webhook import WebhookSink
 from streams.topics import admin, create_topics, partition_counts
@@ -30,12 +39,19 @@ Say = Callable[[str], None]
 
 
 def run_console(s: ConsoleSettings, say: Say, wait_for_broker: Callable[[], None]) -> int:
-    if s.console_users is None:
+    try:
+        oidc = OidcConfig.from_settings(s)
+    except ConsoleConfigError as e:
+        say(f"console: {e}")
+        return 2
+    if s.console_users is None and oidc is None:
         say("console: give a users file: --users FILE or ACCESSWATCH_CONSOLE_USERS "
-            "(passwords from `accesswatch console hash-password`)")
+            "(passwords from `accesswatch console hash-password`), or single sign-on "
+            "(ACCESSWATCH_CONSOLE_OIDC_ISSUER)")
         return 2
     try:
-        users = load_users(s.console_users)
+        # Single sign-on alone: no local users; sessions last the default 8 hours.
+        users = load_users(s.console_users) if s.console_users is not None else Users({})
     except ConsoleConfigError as e:
         say(f"console: {e}")
         return 2
@@ -47,6 +63,12 @@ def run_console(s: ConsoleSettings, say: Say, wait_for_broker: Callable[[], None
     else:
         secret = secrets.token_bytes(32)
         say("console: no ACCESSWATCH_CONSOLE_SECRET set: sessions end when the console stops")
+    signing = s.console_signing_key.get_secret_value() if s.console_signing_key else None
+    if signing is not None and len(signing) < 32:
+        say("console: ACCESSWATCH_CONSOLE_SIGNING_KEY must be at least 32 characters")
+        return 2
+    key, where = signing_key(signing, secret, s.console_secret is not None)
+    say(where)
     wait_for_broker()
     for status in create_topics(s, console_topic_specs(s)):
         if status.state == "mismatch":
@@ -62,23 +84,46 @@ def run_console(s: ConsoleSettings, say: Say, wait_for_broker: Callable[[], None
     if not counts.get(s.topic_alerts):
         say(f"console: topic {s.topic_alerts} does not exist (run `accesswatch topics create`)")
         return 2
-    signer = SessionSigner(secret, users.session_minutes * 60)
-    asyncio.run(_serve(s, users, signer, counts, say))
+    try:
+        parse_networks(s.console_trusted_proxies)
+    except ValueError as e:
+        say(f"console: ACCESSWATCH_CONSOLE_TRUSTED_PROXIES: {e}")
+        return 2
+    # Signed-out sessions and failed sign-ins outlive a restart (revocations.sqlite3).
+    signer = SessionSigner(secret, users.session_minutes * 60, revocations=Revocations(
+        s.console_data_dir / REVOCATIONS_FILE))
+    asyncio.run(_serve(s, users, signer, counts, say, record_signer=RecordSigner(key),
+                       oidc=oidc))
     return 0
 
 
 async def _serve(s: ConsoleSettings, users: object, signer: SessionSigner,
-                 counts: dict[str, int], say: Say) -> None:
+                 counts: dict[str, int], say: Say, *,
+                 record_signer: RecordSigner | None = None,
+                 oidc: OidcConfig | None = None) -> None:
     history = History(s.console_data_dir / "history.sqlite3", s.console_history_days)
     protected = ProtectedSubjects()
     state = ConsoleState(AlertStore(s.console_max_alerts),
                          case_gap_s=s.console_case_gap_hours * 3600, history=history,
                          case_facts=CaseFacts(s.console_closed_case_grace_hours * 3600),
                          protected=protected, watchlist=Watchlist(protected))
-    feeds = Feeds(s, state, counts)
+    quarantine = Quarantine()
+    feeds = Feeds(s, state, counts, signer=record_signer, quarantine=quarantine)
+    consulted = ConsultationTopic(s, ConsultationLog(s.console_consultations_held),
+                                  metrics=quarantine.metrics)
     app = build_app(state=state, users=users, signer=signer,  # type: ignore[arg-type]
                     recorder=feeds.record, case_recorder=feeds.record_case,
-                    watch_recorder=feeds.record_watch)
+                    watch_recorder=feeds.record_watch,
+                    consultation_recorder=consulted, consultation_log=consulted.held,
+                    secure_cookies=s.console_secure_cookies)
+    install_trust(app, quarantine)
+    if oidc is not None:
+        install_oidc(app, OidcClient(oidc))
+        say(f"console: single sign-on with {oidc.issuer} (roles from the "
+            f"{oidc.role_claim} claim)")
+    trust_proxies(app, parse_networks(s.console_trusted_proxies), s.console_client_ip_header)
+    if s.console_users is not None:
+        watch_users_file(app, s.console_users)
     runner = web.AppRunner(app, **RUNNER_OPTIONS)
     await runner.setup()
     stop = asyncio.Event()
@@ -88,6 +133,7 @@ async def _serve(s: ConsoleSettings, users: object, signer: SessionSigner,
     webhook: asyncio.Task[None] | None = None
     try:
         await feeds.start()
+        await consulted.start()
         site = web.TCPSite(runner, s.console_host, s.console_port, ssl_context=_tls(s))
         await site.start()
         scheme = "https" if _tls(s) else "http"
@@ -108,7 +154,9 @@ async def _serve(s: ConsoleSettings, users: object, signer: SessionSigner,
             await asyncio.gather(webhook, return_exceptions=True)
         await runner.cleanup()
         await feeds.stop()
+        await consulted.stop()
         history.close()
+        signer.revocations.close()
 
 
 def _tls(s: ConsoleSettings) -> ssl.SSLContext | None:

@@ -34,6 +34,7 @@ from console.ecs import to_ecs
 from console.state import ConsoleState
 from console.store import StaffInfo
 from console.triage import TriageBook
+from console.trust import check_alert
 from console.versions import LatestVersions
 from console.webhook import WebhookSink
 from streams.connect import aiokafka_options, kafka_python_options
@@ -57,9 +58,11 @@ async def run_webhook(s: ConsoleSettings, state: ConsoleState, sink: WebhookSink
             batches = await consumer.getmany(timeout_ms=500, max_records=200)
             for tp, records in batches.items():
                 for record in records:
-                    try:
-                        alert = _alert(record.value or b"")
-                    except msgspec.DecodeError:
+                    try:  # one malformed alert must not stop the loop (to_ecs reads it)
+                        alert = check_alert(record.value or b"")
+                    except InvalidRecord as e:
+                        log.warning("webhook: skipped %s[%d]@%d: %s", record.topic,
+                                    record.partition, record.offset, e.reason_class)
                         continue
                     if not sent.offer(alert.alert_id, alert.version):
                         continue  # the receiver has this version or a newer one
@@ -140,8 +143,8 @@ def newest(values: Iterable[bytes | None]) -> dict[str, Alert]:
     held: dict[str, Alert] = {}
     for value in values:
         try:
-            alert = _alert(value or b"")
-        except msgspec.DecodeError:
+            alert = check_alert(value or b"")
+        except InvalidRecord:
             continue
         mine = held.get(alert.alert_id)
         if mine is None or alert.version > mine.version:

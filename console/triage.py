@@ -111,9 +111,10 @@ class TriageBook:
         return True
 
     def apply_record(self, key: bytes | None, value: bytes | None) -> bool:
-        """One record of the compacted topic: a decision, or a tombstone that forgets one."""
+        """One record of the compacted topic.  A tombstone changes nothing: a decision is
+        never erased (one would wipe an alert's whole triage history)."""
         if value is None:
-            return key is not None and self.decisions.pop(key.decode(), None) is not None
+            return False
         try:
             return self.apply(decode_decision(value))
         except msgspec.DecodeError:

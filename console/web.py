@@ -19,8 +19,9 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from console.auth import LoginThrottle, User, Users
-from console.sessions import SESSION_COOKIE, Session, SessionSigner
+from console.auth import User, Users
+from console.lockout import SignInLockout
+from console.sessions import SESSION_COOKIE, Session, SessionSigner, session_user
 from console.state import ConsoleState
 from console.triage import Decision, Step
 
@@ -32,9 +33,10 @@ STATE = web.AppKey("state", ConsoleState)
 USERS = web.AppKey("users", Users)
 SIGNER = web.AppKey("signer", SessionSigner)
 RECORDER = web.AppKey("recorder", object)
-THROTTLE = web.AppKey("throttle", LoginThrottle)
+THROTTLE = web.AppKey("throttle", SignInLockout)
 TRIAGE_LOCK = web.AppKey("triage_lock", asyncio.Lock)
 SECURE = web.AppKey("secure_cookies", object)  # True, False or None: as the request's scheme
+OIDC = web.AppKey("oidc", object)  # console.oidc.OidcClient, when single sign-on is on
 
 _RequestKey: Any = getattr(web, "RequestKey", None)  # aiohttp >= 3.14; plain strings before
 SESSION_KEY: Any = _RequestKey("session", Session) if _RequestKey else "session"
@@ -44,7 +46,10 @@ USER_KEY: Any = _RequestKey("user", User) if _RequestKey else "user"
 RUNNER_OPTIONS: dict[str, Any] = {"access_log": None, "handle_signals": False,
                                   "shutdown_timeout": 5}
 
-PUBLIC = frozenset({("GET", "/login"), ("POST", "/login"), ("GET", "/healthz")})
+# /metrics as a worker's (streams/serve.py): a scraper has no session, and the metrics
+# name no one (console/metrics.py).
+PUBLIC = frozenset({("GET", "/login"), ("POST", "/login"), ("GET", "/healthz"),
+                    ("GET", "/metrics"), ("GET", "/login/oidc"), ("GET", "/oidc/callback")})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
@@ -53,18 +58,24 @@ STATIC = {"app.js": "text/javascript", "app.css": "text/css", "index.html": "tex
 
 def build_app(*, state: ConsoleState, users: Users, signer: SessionSigner,
               recorder: Recorder | None, secure_cookies: bool | None = None,
-              case_recorder: object = None, watch_recorder: object = None) -> web.Application:
+              case_recorder: object = None, watch_recorder: object = None,
+              consultation_recorder: object = None,
+              consultation_log: object = None) -> web.Application:
     """The console's app; the recorders write decisions, cases and watch-list entries
     to their topics (tests give fakes)."""
-    from console import api, api_workspace, login
+    from console import api, api_workspace, consultations, login
 
-    app = web.Application(middlewares=[log_requests, authenticate],
+    app = web.Application(middlewares=[log_requests, authenticate, consultations.record_reads],
                           client_max_size=64 * 1024)
     app[STATE], app[USERS], app[SIGNER] = state, users, signer
-    app[RECORDER], app[THROTTLE], app[SECURE] = recorder, LoginThrottle(), secure_cookies
+    app[RECORDER], app[SECURE] = recorder, secure_cookies
+    # Failed sign-ins are kept beside the revoked sessions (revocations.sqlite3).
+    app[THROTTLE] = SignInLockout(signer.revocations.db)
     app[TRIAGE_LOCK] = asyncio.Lock()
     app[api_workspace.CASE_RECORDER] = case_recorder
     app[api_workspace.WATCH_RECORDER] = watch_recorder
+    # Every read of personal data is recorded here first (console.consultations).
+    app[consultations.RECORDER], app[consultations.LOG] = consultation_recorder, consultation_log
     app.on_response_prepare.append(_security_headers)
     app.on_shutdown.append(_close_streams)
     r = app.router
@@ -76,6 +87,7 @@ def build_app(*, state: ConsoleState, users: Users, signer: SessionSigner,
     r.add_get("/static/{name}", static)
     api.add_routes(r)
     api_workspace.add_routes(r)
+    consultations.add_routes(r)
     return app
 
 
@@ -104,10 +116,11 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
     if (request.method, template_of(request)) in PUBLIC:
         return await handler(request)
     app = request.app
-    session = app[SIGNER].read(request.cookies.get(SESSION_COOKIE))
-    user = app[USERS].get(session.username) if session else None
-    if session is None or user is None:
+    found = session_user(app[SIGNER], app[USERS], request.cookies.get(SESSION_COOKIE),
+                         sso=OIDC in app)
+    if found is None:
         return _refuse(request)
+    session, user = found
     if request.method not in SAFE_METHODS:
         if not _same_origin(request):
             return _json_error(403, "cross-origin request refused")
@@ -157,6 +170,14 @@ async def _security_headers(request: web.Request, response: web.StreamResponse) 
     h["Referrer-Policy"] = "no-referrer"
     h["Cross-Origin-Opener-Policy"] = "same-origin"
     h["Permissions-Policy"] = "camera=(), microphone=(), geolocation=()"
+    if secure_cookies(request):
+        h["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
+
+
+def secure_cookies(request: web.Request) -> bool:
+    """Cookies ``Secure`` (and HSTS sent): as configured, else when served over TLS."""
+    configured = request.app[SECURE]
+    return request.secure if configured is None else bool(configured)
 
 
 async def _close_streams(app: web.Application) -> None:

@@ -23,7 +23,7 @@ const SUBJECT_CHUNK = 200;  // a subject's opens drawn at a time
 const SVG = "http://www.w3.org/2000/svg";
 
 const state = { me: null, source: null, selected: null, detail: null, view: null,
-  helloSeen: false, alerts: null, cases: null };
+  helloSeen: false, alerts: null, cases: null, working: null };
 
 // --- helpers -----------------------------------------------------------------
 function h(tag, attrs, ...children) {
@@ -111,17 +111,63 @@ function debounce(fn, ms) {
 // Every request goes through here.  Signed out: to the sign-in page (the caller is left
 // waiting; the page goes away).  No answer at all (the console restarting, the network
 // gone): a 503 the caller shows like any refusal, never an uncaught error.
+// Every read says why (the consultation log): a read the console answers 428 is asked
+// again once the analyst has given a reason.
 async function api(path, options = {}) {
   let resp;
-  try {
-    resp = await fetch(path, { credentials: "same-origin", ...options });
-  } catch (err) {
-    return new Response(JSON.stringify({ error: "the console did not answer: try again in a moment" }),
-      { status: 503, headers: { "Content-Type": "application/json" } });
+  for (const ask of [false, true]) {
+    const why = await purpose(ask);
+    if (ask && !why) break;
+    const headers = { ...(options.headers || {}), ...(why ? { "X-Accesswatch-Purpose": encodeURIComponent(why) } : {}) };
+    try {
+      resp = await fetch(path, { credentials: "same-origin", ...options, headers });
+    } catch (err) {
+      return new Response(JSON.stringify({ error: "the console did not answer: try again in a moment" }),
+        { status: 503, headers: { "Content-Type": "application/json" } });
+    }
+    if (resp.status !== 428) break;
   }
   if (resp.status === 401) { window.location.assign("/login"); return new Promise(() => {}); }
   return resp;
 }
+
+// Why the analyst is looking: the case or alert being worked (state.working), else a
+// reason asked for once per view (``ask``) and held in memory for the session.
+const purposes = new Map();
+async function purpose(ask) {
+  if (state.working) return state.working;
+  const view = window.location.hash.split("?")[0] || "#/alerts";
+  if (purposes.has(view) || !ask) return purposes.get(view) || "";
+  const input = h("input", { type: "text", maxlength: 500, required: true, id: "purpose-text",
+    placeholder: "a case or incident reference, or why" });
+  const dialog = h("dialog", { class: "purpose", "aria-labelledby": "purpose-title" },
+    h("form", { method: "dialog" },
+      h("h2", { id: "purpose-title" }, "Why are you looking?"),
+      h("p", {}, "Opening personal data with no case or alert being worked is recorded with your reason."),
+      h("label", { for: "purpose-text" }, "Reason"), input,
+      h("menu", {}, h("button", { value: "cancel", formnovalidate: true }, "Cancel"),
+        h("button", { value: "ok", class: "primary" }, "Continue"))));
+  document.body.append(dialog);
+  const text = await new Promise((resolve) => {
+    dialog.addEventListener("close", () => resolve(dialog.returnValue === "ok" ? input.value.trim() : ""));
+    dialog.showModal();
+  });
+  dialog.remove();
+  if (text) purposes.set(view, text);
+  return text;
+}
+
+// A download link cannot send a header: its reason goes as ?purpose=.
+document.addEventListener("click", async (e) => {
+  const a = e.target.closest && e.target.closest("a[download]");
+  if (!a || !a.getAttribute("href").startsWith("/api/") || e.defaultPrevented) return;
+  e.preventDefault();
+  const why = await purpose(true);
+  if (!why) return;
+  const url = new URL(a.href, window.location.href);
+  url.searchParams.set("purpose", why);
+  window.location.assign(url.pathname + url.search);
+});
 
 async function post(path, body) {
   return api(path, { method: "POST", headers: { "Content-Type": "application/json",
@@ -780,7 +826,8 @@ function replaceHash(hash) {
 function show(view) {
   state.view = view;
   for (const sec of document.querySelectorAll("section.view")) sec.hidden = sec.dataset.view !== view;
-  const nav = { alerts: "alerts", cases: "cases", case: "cases", watchlist: "watchlist" }[view];
+  const nav = { alerts: "alerts", cases: "cases", case: "cases", watchlist: "watchlist",
+    consultations: "consultations" }[view];
   for (const a of document.querySelectorAll("[data-nav]")) {
     if (a.dataset.nav === nav) a.setAttribute("aria-current", "page"); else a.removeAttribute("aria-current");
   }
@@ -789,6 +836,9 @@ function show(view) {
 function route() {
   const { parts, params } = parseHash();
   const [page, id] = parts;
+  // The alert or case being worked; kept while following its member or subjects.
+  if (page === "alert" || page === "case") state.working = id || null;
+  else if (page !== "member" && page !== "subject") state.working = null;
   const previous = state.selected;
   state.selected = page === "alert" && id ? id : null;
   if (page === "alert" || page === "alerts" || !page) {
@@ -809,6 +859,7 @@ function route() {
   else if (page === "member" && id) { show("member"); loadTimeline(id, params); }
   else if (page === "subject" && id) { show("subject"); loadSubject(id, params); }
   else if (page === "watchlist") { show("watchlist"); loadWatchlist(params); }
+  else if (page === "consultations") { show("consultations"); loadConsultations(params); }
   else { history.replaceState(null, "", "#/alerts"); route(); }
 }
 
@@ -1525,12 +1576,105 @@ function renderWatchlist(b, days) {
   ));
 }
 
+// --- the consultation log (a lead's) ------------------------------------------------
+// #/consultations?from=&to=&user=&subject=: who read what personal data, when, from where
+// and why, newest first, from the records the console holds (the export has them all).
+const CONSULTATION_ID_KINDS = ["subject", "member", "alert", "case", "event"];
+const CONSULTATION_IDS_SHOWN = 8;  // ids of each kind listed in a row; the rest counted
+let consultationSeq = 0;
+async function loadConsultations(params) {
+  const seq = ++consultationSeq;
+  const root = $("consultations");
+  setState(root, "loading");
+  const q = query({ from: params.get("from"), to: params.get("to"), user: params.get("user"),
+    subject: params.get("subject") });
+  const r = await getJSON(`/api/consultations?${q}`);
+  if (seq !== consultationSeq) return;
+  if (!r.ok) {
+    root.replaceChildren(h("div", { class: "page-head" }, h("h2", {}, "Consultation log")),
+      h("p", { class: "empty", "data-testid": "consultations-error" }, errorText(r, "loading the consultation log")));
+    setState(root, "ready");
+    return;
+  }
+  renderConsultations(r.body, params);
+  setState(root, "ready");
+}
+
+function consultationIds(c) {
+  const what = c.what || {};
+  const ids = what.ids || {};
+  const counts = what.counts || {};
+  return CONSULTATION_ID_KINDS.filter((k) => (ids[k] || []).length).map((k) => {
+    const shown = ids[k].slice(0, CONSULTATION_IDS_SHOWN);
+    const more = (counts[k] || ids[k].length) - shown.length;
+    return h("div", { class: "clip", "data-kind": k, title: ids[k].slice(0, 100).join(" ") },
+      h("span", { class: "muted" }, `${k}: `), shown.join(" "), more > 0 ? ` (+${fmt(more)} more)` : null);
+  });
+}
+
+function consultationPurpose(p) {
+  p = p || {};
+  if (p.case_id) return h("span", {}, "case ", caseLink(p.case_id));
+  if (p.alert_id) return h("span", {}, "alert ", alertLink(p.alert_id));
+  if (p.text) return clip(p.text);
+  return h("span", { class: "muted" }, "none needed (a list)");
+}
+
+function consultationRow(c) {
+  return h("tr", { "data-consultation-id": c.id },
+    h("td", { class: "time" }, h("time", { datetime: c.at, title: c.at }, when(c.at))),
+    h("td", { class: "c-user" }, clip(c.user),
+      h("div", { class: "muted clip" }, c.staff_id ? `${c.role} · ${c.staff_id}` : `${c.role} · no staff id`)),
+    h("td", { class: "c-address" }, clip(c.address)),
+    h("td", { class: "c-read" }, h("span", { class: "tag" }, (c.what && c.what.kind) || ""), clip(c.route, "mono")),
+    h("td", { class: "c-ids" }, consultationIds(c)),
+    h("td", { class: "c-purpose" }, consultationPurpose(c.purpose)));
+}
+
+function renderConsultations(b, params) {
+  const root = $("consultations");
+  const rows = b.consultations || [];
+  const field = (id, type, value, attrs) => h("input", { id, type, value: value || "", ...(attrs || {}) });
+  const from = field("cl-from", "datetime-local", isoToInput(params.get("from")));
+  const to = field("cl-to", "datetime-local", isoToInput(params.get("to")));
+  const user = field("cl-user", "search", params.get("user"), { maxlength: 128, placeholder: "user or staff id",
+    autocomplete: "off", spellcheck: "false" });
+  const subject = field("cl-subject", "search", params.get("subject"), { maxlength: 128,
+    placeholder: "subject or member id", autocomplete: "off", spellcheck: "false" });
+  const filters = h("form", { id: "consultation-filters", class: "filters inline", "aria-label": "consultation filters",
+    onsubmit: (e) => {
+      e.preventDefault();
+      const next = query({ from: inputToIso(from.value), to: inputToIso(to.value), user: user.value.trim(),
+        subject: subject.value.trim() });
+      replaceHash(`#/consultations${[...next.keys()].length ? `?${next}` : ""}`);
+    } },
+  h("label", {}, "From ", from), h("label", {}, "To ", to), h("label", {}, "User ", user),
+  h("label", {}, "Subject ", subject), h("button", { id: "cl-apply", type: "submit" }, "Show"),
+  h("button", { id: "cl-clear", type: "button", class: "ghost", onclick: () => replaceHash("#/consultations") }, "Clear"));
+  const total = b.total ?? rows.length;
+  root.replaceChildren(...nodes(
+    h("div", { class: "page-head" }, h("h2", {}, "Consultation log"),
+      h("span", { class: "note" }, "Every read of personal data through the console: who, when, from where, what and why.")),
+    filters,
+    h("p", { class: "counts", "data-testid": "consultations-counts" },
+      `${plural(total, "consultation")} match`,
+      b.truncated ? ` · the newest ${fmt(rows.length)} listed: narrow the filters for the rest` : null,
+      ` · ${fmt(b.held)} held here (the newest ${fmt(b.limit)})`,
+      b.dropped ? ` · ${plural(b.dropped, "older consultation")} no longer held here: the export has every one (accesswatch console consultations)` : null),
+    rows.length ? h("table", { class: "grid", "data-testid": "consultations" },
+      head([["When", "w-when"], ["User", "w-mid"], ["From", "w-mid"], ["Read", "w-mid"], "What it showed", ["Why", "w-why"]]),
+      h("tbody", {}, rows.map(consultationRow)))
+      : h("p", { class: "empty" }, "No consultations match these filters."),
+  ));
+}
+
 // --- start -------------------------------------------------------------------
 async function boot() {
   state.me = await (await api("/api/me")).json();
   $("whoami").textContent = `${state.me.username} (${state.me.role})`;
   if (may("export")) { $("fp-csv").hidden = false; $("fp-json").hidden = false; }
   if (state.me.cases_enabled === false) document.querySelector("[data-nav=cases]").hidden = true;
+  if (isLead()) document.querySelector("[data-nav=consultations]").hidden = false;
   $("signout").addEventListener("click", async () => {
     if (state.source) state.source.close();
     await post("/logout", {});

@@ -126,12 +126,14 @@ class ListRecorder:
 
 def make_app(state: ConsoleState | None = None, recorder: FakeRecorder | None = None,
              signer: SessionSigner | None = None, case_recorder: ListRecorder | None = None,
-             watch_recorder: ListRecorder | None = None) -> web.Application:
+             watch_recorder: ListRecorder | None = None,
+             consultation_recorder: ListRecorder | None = None) -> web.Application:
     return build_app(state=state or make_state(), users=make_users(),
                      signer=signer or SessionSigner(SECRET, 3600),
                      recorder=recorder or FakeRecorder(),
                      case_recorder=case_recorder or ListRecorder(),
-                     watch_recorder=watch_recorder or ListRecorder())
+                     watch_recorder=watch_recorder or ListRecorder(),
+                     consultation_recorder=consultation_recorder or ListRecorder())
 
 
 def run(app: web.Application, body: Callable[[TestClient[Any, Any]], Awaitable[T]]) -> T:
@@ -140,7 +142,9 @@ def run(app: web.Application, body: Callable[[TestClient[Any, Any]], Awaitable[T
     async def go() -> T:
         server = TestServer(app)
         await server.start_server(**RUNNER_OPTIONS)  # as served: no aiohttp access log
-        async with TestClient(server) as client:
+        # As the page does: every read says why (console.consultations); a test of the
+        # 428 sends the header empty.
+        async with TestClient(server, headers={"X-Accesswatch-Purpose": "a test"}) as client:
             return await body(client)
 
     return asyncio.run(go())

@@ -179,8 +179,12 @@ class Session:
         self.opener.open(urllib.request.Request(f"{url}/login", data=form), timeout=10).read()
         self.csrf = self.get("/api/me")["csrf_token"]
 
-    def get(self, path: str) -> Any:
-        with self.opener.open(f"{self.url}{path}", timeout=30) as r:
+    def get(self, path: str, purpose: str = "a test") -> Any:
+        """GET ``path`` as JSON; ``purpose`` goes in X-Accesswatch-Purpose, as the page sends
+        it (a timeline, a subject page or an export is refused without one)."""
+        req = urllib.request.Request(f"{self.url}{path}",
+                                     headers={"X-Accesswatch-Purpose": purpose})
+        with self.opener.open(req, timeout=30) as r:
             return json.loads(r.read())
 
     def post(self, path: str, body: dict[str, Any]) -> tuple[int, Any]:

@@ -1,4 +1,4 @@
-"""Password hashes, the users file, the login throttle and the hash-password command."""
+"""Password hashes, the users file and the hash-password command."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import pytest
 
 from console.auth import (
     ConsoleConfigError,
-    LoginThrottle,
     hash_password,
     is_password_hash,
     load_users,
@@ -86,21 +85,6 @@ def test_a_bad_users_file_is_refused_naming_what(tmp_path: Path, text: str, says
     with pytest.raises(ConsoleConfigError) as e:
         load_users(path)
     assert str(e.value).startswith(f"{path}: ") and says in str(e.value)
-
-
-def test_the_throttle_blocks_after_repeated_failures_then_forgets() -> None:
-    now = [0.0]
-    throttle = LoginThrottle(limit=3, window=60, clock=lambda: now[0])
-    for _ in range(3):
-        assert not throttle.blocked("user:x", "addr:1")
-        throttle.failed("user:x", "addr:1")
-    assert throttle.blocked("user:x") and throttle.blocked("addr:1")
-    assert not throttle.blocked("user:y")
-    now[0] = 61.0
-    assert not throttle.blocked("user:x")
-    throttle.failed("user:x")
-    throttle.succeeded("user:x")
-    assert not throttle.blocked("user:x")
 
 
 def test_hash_password_command_prints_a_hash_that_verifies(tmp_path: Path) -> None:

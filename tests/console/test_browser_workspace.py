@@ -158,9 +158,10 @@ class Workspace:
         state.caught_up.update(alerts=True, triage=True, staff=True, cases=True)
         self.state = state
         self.recorder, self.cases, self.watch = FakeRecorder(), ListRecorder(), ListRecorder()
+        self.consulted = ListRecorder()
         app = build_app(state=state, users=make_users(), signer=SessionSigner(SECRET, 3600),
                         recorder=self.recorder, case_recorder=self.cases,
-                        watch_recorder=self.watch)
+                        watch_recorder=self.watch, consultation_recorder=self.consulted)
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
@@ -242,7 +243,14 @@ class Page:
                      if m.type == "error" and not m.text.startswith("Failed to load resource")
                      else None)
         self.page.on("response", lambda r: self.refused.append(
-            (r.status, r.url.split("?")[0].removeprefix(ws.url))) if r.status >= 400 else None)
+            (r.status, r.url.split("?")[0].removeprefix(ws.url))) if r.status >= 400
+            and r.status != 428 else None)
+        self.asked = 0  # 428s: the console asking why, not a refusal
+        self.page.on("response", lambda r: setattr(self, "asked", self.asked + 1)
+                     if r.status == 428 else None)
+        # Asked why (a read with no case or alert being worked: 428), the analyst says.
+        self.purpose = "a browser test"
+        self.page.add_locator_handler(self.page.locator("dialog.purpose"), self._asked)
         self.page.goto(f"{ws.url}/")
         assert self.page.url.endswith("/login")
         self.page.fill("#username", user)
@@ -250,6 +258,15 @@ class Page:
         self.page.click("button[type=submit]")
         self.page.wait_for_selector("#live.on")
         self.ready("#feed")
+
+    def _asked(self) -> None:
+        self.page.fill("#purpose-text", self.purpose)
+        self.page.click("dialog.purpose button[value=ok]")
+
+    def gave_why(self, view: str) -> None:
+        """As if the analyst had already said why they look at ``view`` (a download link
+        asks before it downloads, where no action of the test would answer)."""
+        self.page.evaluate("([v, why]) => purposes.set(v, why)", [view, self.purpose])
 
     def ready(self, selector: str) -> None:
         """Wait until ``selector`` has drawn its latest answer."""
@@ -695,6 +712,7 @@ def test_each_export_holds_exactly_the_filtered_view(browser: Any, ws: Workspace
                  lambda a: a.score, reverse=True)
     assert len(want) > 5 and p.ids() == want[:100]
 
+    p.gave_why("#/alerts")
     with page.expect_download() as got:
         page.click("#export-csv")
     text = Path(got.value.path()).read_text(encoding="utf-8")
@@ -742,3 +760,25 @@ def test_the_detail_pane_opens_over_the_list_and_triage_updates_the_row(
     then_ready(p, "#feed", lambda: page.select_option("#f-assignee", "me"))
     assert p.ids() == ["aw-suspect-b"]
     p.close()
+
+
+def test_a_read_says_the_alert_worked_or_the_reason_asked_for_once(browser: Any,
+                                                                   ws: Workspace) -> None:
+    from console.consultations import Purpose
+
+    p = Page(browser, ws)
+    before = len(ws.consulted.written)
+    p.go(f"#/member/{SUSPECT}", "#timeline")  # straight to a timeline: asked why
+    p.page.evaluate("h => { window.location.hash = h; }", "#/alerts")
+    p.go(f"#/member/{SUSPECT}", "#timeline")  # the same view again: not asked again
+    assert p.asked == 1 and p.refused == []
+    timelines = [c for c in ws.consulted.written[before:] if c.what.kind == "timeline"]
+    assert [c.purpose for c in timelines] == [Purpose(text="a browser test")] * 2
+    alert_id = ws.alerts[0].alert_id
+    p.page.evaluate("h => { window.location.hash = h; }", f"#/alert/{alert_id}")
+    link = p.page.locator("#detail [data-testid=member-timeline]")
+    link.wait_for()
+    then_ready(p, "#timeline", link.click)  # from the alert being worked: not asked
+    assert p.asked == 1
+    assert ws.consulted.written[-1].purpose == Purpose(alert_id=alert_id)
+    assert ws.consulted.written[-1].user == "lena"

@@ -65,7 +65,7 @@ def test_history_is_bounded_but_the_version_counts_on() -> None:
     assert d is not None and d.version == MAX_HISTORY + 5 and len(d.history) == MAX_HISTORY
 
 
-def test_rebuild_keeps_the_latest_version_per_alert_and_honours_tombstones() -> None:
+def test_rebuild_keeps_the_latest_version_per_alert_and_ignores_tombstones() -> None:
     one = decide(None, "aw-1", "acknowledge", by="alice", at=AT)
     two = decide(one, "aw-1", "misuse", by="bob", at=AT, note="no case")
     other = decide(None, "aw-2", "false_positive", by="carol", at=AT, note="test account")
@@ -74,7 +74,7 @@ def test_rebuild_keeps_the_latest_version_per_alert_and_honours_tombstones() -> 
                (b"aw-3", encode(gone)), (b"aw-1", encode(one)),  # a stale replay: ignored
                (b"aw-9", b"not json"), (b"aw-3", None)]
     book = rebuild(records)
-    assert set(book.decisions) == {"aw-1", "aw-2"}
+    assert set(book.decisions) == {"aw-1", "aw-2", "aw-3"}  # a tombstone erases nothing
     assert book.get("aw-1") == two and book.status_of("aw-1") == "misuse"
     assert book.status_of("aw-2") == "false_positive" and book.status_of("aw-404") == "new"
 
