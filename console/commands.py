@@ -60,9 +60,11 @@ def add_console_commands(sub: Any) -> dict[str, Handler]:
                     help="first time included (ISO 8601; no zone: UTC)")
     co.add_argument("--to", dest="end", required=True, type=_iso, metavar="ISO",
                     help="first time left out (ISO 8601; no zone: UTC)")
-    co.add_argument("--user", metavar="U", help="only this console user (or staff id)")
+    co.add_argument("--user", metavar="U", help="only this console user (or staff id) "
+                    "(default: every user)")
     co.add_argument("--subject", metavar="S",
-                    help="only reads that showed this subject or member id")
+                    help="only reads that showed this subject or member id "
+                    "(default: every read)")
     co.add_argument("--format", choices=("csv", "json"), default="csv",
                     help="CSV (a header, CRLF, formula-safe cells) or JSON lines "
                     "(default: csv)")
@@ -127,7 +129,7 @@ def _export_ecs(args: argparse.Namespace) -> int:
 
 
 def _consultations(args: argparse.Namespace) -> int:
-    from accesswatch.ops import commands
+    from accesswatch.ops.commands import _ready
     from console import siem
     from console.consultations import _ms, export_lines, read_consultations
 
@@ -135,7 +137,7 @@ def _consultations(args: argparse.Namespace) -> int:
         _say("console consultations: --from is after --to (or the same time)")
         return 2
     s = console_settings()
-    commands._ready(s)
+    _ready(s)
     found, bad = read_consultations(
         (value for _, value in siem.read_to_end(s, s.consultations_topic)),
         start=args.start, end=args.end, user=args.user, subject=args.subject)
