@@ -24,7 +24,7 @@ from __future__ import annotations
 import base64
 import sqlite3
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import msgspec
@@ -247,15 +247,22 @@ class AlertIndex:
         return page
 
     def alert_rows(self, q: Query, chunk: int = 2000) -> Iterator[dict[str, Any]]:
-        """Every row matching ``q``, in its order, a page at a time (for exports)."""
-        q = Query(q.sort, q.dir, chunk, None, q.text, q.start_ms, q.end_ms, dict(q.equal))
+        """Every row matching ``q`` from the first, in its order, a page at a time (for
+        exports).  The first page is read now: a query the index cannot answer raises
+        ``QueryError`` here, before the caller has sent anything."""
+        q = replace(q, limit=chunk, cursor=None, equal=dict(q.equal))
+        return self._pages(q, self._alert_page(q, chunk))
+
+    def _pages(self, q: Query, page: Page) -> Iterator[dict[str, Any]]:
         while True:
-            page = self._page("alerts", "alert_id", ALERT_SORTS, _ALERT_COLUMNS, q,
-                              count=False, page_max=chunk)
             yield from page.rows
             if page.next_cursor is None:
                 return
-            q.cursor = page.next_cursor
+            page = self._alert_page(replace(q, cursor=page.next_cursor), q.limit)
+
+    def _alert_page(self, q: Query, chunk: int) -> Page:
+        return self._page("alerts", "alert_id", ALERT_SORTS, _ALERT_COLUMNS, q, count=False,
+                          page_max=chunk)
 
     def count(self, table: str) -> int:
         return int(self.db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])

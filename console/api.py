@@ -153,9 +153,7 @@ async def alerts_csv_export(request: web.Request) -> web.StreamResponse:
     """The filtered view, every matching row, as CSV (streamed)."""
     state = request.app[STATE]
     try:
-        query = alert_query(request)
-        rows = state.index.alert_rows(query)
-        first = next(rows, None)
+        rows = state.index.alert_rows(alert_query(request))
     except QueryError as e:
         raise bad_query(e) from None
     resp = web.StreamResponse(headers={
@@ -166,8 +164,7 @@ async def alerts_csv_export(request: web.Request) -> web.StreamResponse:
     def named(row: dict[str, Any]) -> dict[str, Any]:
         return {**row, "rule_name": state.rule_names.get(row["rule_id"], row["rule_id"])}
 
-    chain = ([] if first is None else [first])
-    lines = alerts_csv(named(r) for r in _chain(chain, rows))
+    lines = alerts_csv(named(r) for r in rows)
     buf: list[str] = []
     for line in lines:
         buf.append(line)
@@ -179,16 +176,11 @@ async def alerts_csv_export(request: web.Request) -> web.StreamResponse:
     return resp
 
 
-def _chain(first: list[dict[str, Any]], rest: Any) -> Any:
-    yield from first
-    yield from rest
-
-
 async def alerts_ndjson_export(request: web.Request) -> web.StreamResponse:
     """The filtered view as ECS NDJSON, in the view's order."""
     state = request.app[STATE]
     try:
-        rows = list(state.index.alert_rows(alert_query(request)))
+        rows = state.index.alert_rows(alert_query(request))
     except QueryError as e:
         raise bad_query(e) from None
     resp = web.StreamResponse(headers={
@@ -280,6 +272,12 @@ def bulk_ids(body: dict[str, Any], key: str, noun: str) -> list[str] | web.Respo
     return list(dict.fromkeys(ids))
 
 
+def may_triage(request: web.Request, username: str) -> bool:
+    """Whether ``username`` is a console user who may triage (an assignee, a case owner)."""
+    user = request.app[USERS].get(username)
+    return user is not None and user.may("triage")
+
+
 async def _json_object(request: web.Request) -> dict[str, Any] | web.Response:
     try:
         body = await request.json()
@@ -295,8 +293,7 @@ async def _decide(request: web.Request, alert: Alert, body: dict[str, Any],
     """Record one triage step on ``alert``: (200, decision) or (status, what went wrong)."""
     state = request.app[STATE]
     assignee = body.get("assignee") or None
-    if assignee is not None and not (request.app[USERS].get(str(assignee))
-                                     and request.app[USERS].by_name[str(assignee)].may("triage")):
+    if assignee is not None and not may_triage(request, str(assignee)):
         return 400, "assign to a console user who may triage"
     async with request.app[TRIAGE_LOCK]:  # decide on the latest version, then write, one at a time
         held = state.triage.get(alert.alert_id)

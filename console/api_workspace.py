@@ -19,12 +19,22 @@ from aiohttp import web
 
 from accesswatch.core import Alert
 from console.alert_index import CASE_SORTS, Query, QueryError
-from console.api import _error, _iso, _json_object, _limit, _time, bad_query, bulk_ids, summary
+from console.api import (
+    _error,
+    _iso,
+    _json_object,
+    _limit,
+    _time,
+    bad_query,
+    bulk_ids,
+    may_triage,
+    summary,
+)
 from console.cases import ACTIONS as CASE_ACTIONS
 from console.cases import CASE_STATUSES, CaseError, CaseRecord, CaseView, decide_case
 from console.directory import WatchError, watch_entry
-from console.state import SEVERITIES, ConsoleState, evidence_json
-from console.web import STATE, TRIAGE_LOCK, USERS, current_user, require
+from console.state import SEVERITIES, ConsoleState, judged
+from console.web import STATE, TRIAGE_LOCK, current_user, require
 
 DAY_MS = 86_400_000
 TIMELINE_DAYS = 14
@@ -177,8 +187,7 @@ async def _decide_case(request: web.Request, view: CaseView, body: dict[str, Any
                        seen: object) -> tuple[int, object]:
     state, user = request.app[STATE], current_user(request)
     owner = body.get("owner") or None
-    if owner is not None and not (request.app[USERS].get(str(owner))
-                                  and request.app[USERS].by_name[str(owner)].may("triage")):
+    if owner is not None and not may_triage(request, str(owner)):
         return 400, "give the case to a console user who may triage"
     async with request.app[TRIAGE_LOCK]:
         held = state.case_book.get(view.case_id)
@@ -227,13 +236,6 @@ def _history(request: web.Request) -> Any:
     return history
 
 
-def _judge(state: ConsoleState, ev: Any) -> dict[str, Any]:
-    row = evidence_json(ev)
-    why = state.case_facts.why_unjustified(ev) if state.case_facts is not None else ""
-    row["justified"], row["why"] = not why, why
-    return row
-
-
 def _iso_ms(ms: int) -> str:
     return _iso(ms / 1000)
 
@@ -257,7 +259,7 @@ async def timeline(request: web.Request) -> web.Response:
             cited.setdefault(eid, []).append(a.alert_id)
     events = []
     for ev in sorted(rows, key=lambda e: (e.t_ms, e.event_id)):
-        row = _judge(state, ev)
+        row = judged(state, ev)
         row["alert_ids"] = cited.get(ev.event_id, [])
         events.append(row)
     info = state.staff.members.get(user_id)
@@ -303,7 +305,7 @@ async def subject(request: web.Request) -> web.Response:
             cited.setdefault(eid, []).append(a.alert_id)
     accesses = []
     for ev in rows:
-        row = _judge(state, ev)
+        row = judged(state, ev)
         row["alert_ids"] = cited.get(ev.event_id, [])
         row["case_ids"] = sorted({c for c in (state.case_of.get(a) for a in row["alert_ids"])
                                   if c})
@@ -351,7 +353,7 @@ async def watchlist(request: web.Request) -> web.Response:
         found = await asyncio.to_thread(state.history.opens_of,
                                         [e["subject_id"] for e in entries], since, WATCH_MAX * 4)
         for ev in found:
-            row = _judge(state, ev)
+            row = judged(state, ev)
             if not row["justified"]:
                 opens.append(row)
             if len(opens) >= WATCH_MAX:
@@ -425,7 +427,7 @@ async def evidence_pack(request: web.Request) -> web.Response:
         end = int((seconds(view.last_seen) + 86400) * 1000)
         rows, timeline_total = await asyncio.to_thread(state.history.timeline, view.user_id,
                                                        start, end, limit=PACK_TIMELINE_MAX)
-        timeline_rows = [_judge(state, ev) for ev in sorted(rows, key=lambda e: e.t_ms)]
+        timeline_rows = [judged(state, ev) for ev in sorted(rows, key=lambda e: e.t_ms)]
         window = {"from": _iso_ms(start), "to": _iso_ms(end)}
     decisions = {a.alert_id: d for a in alerts if (d := state.triage.get(a.alert_id))}
     reference = {"window": window, **_reference_facts(state, view, timeline_rows)}

@@ -211,6 +211,15 @@ def evidence_json(ev: HistoryEvent) -> dict[str, Any]:
     return out
 
 
+def judged(state: ConsoleState, ev: HistoryEvent) -> dict[str, Any]:
+    """An access as the API shows it, with whether its case justified it and, if not, why
+    (without case facts to judge by, nothing is held against it)."""
+    row = evidence_json(ev)
+    why = state.case_facts.why_unjustified(ev) if state.case_facts is not None else ""
+    row["justified"], row["why"] = not why, why
+    return row
+
+
 def detail(state: ConsoleState, alert: Alert) -> dict[str, Any]:
     """Everything the detail pane shows: reasons, evidence, model, member history, triage."""
     found = state.evidence(alert)
@@ -222,11 +231,7 @@ def detail(state: ConsoleState, alert: Alert) -> dict[str, Any]:
         ev = found.get(eid)
         if ev is None:
             continue
-        row = evidence_json(ev)
-        if state.case_facts is not None:
-            why = state.case_facts.why_unjustified(ev)
-            row.update(justified=not why, why=why)
-        evidence.append(row)
+        evidence.append(judged(state, ev))
     return {
         "alert": msgspec.to_builtins(alert),
         "summary": summary(state, alert),
