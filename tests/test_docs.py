@@ -157,9 +157,8 @@ def environment_reads(source: str) -> set[str]:
 def metric_families() -> dict[str, frozenset[str]]:
     from prometheus_client import CollectorRegistry
 
-    from streams.metrics import Metrics
-
     from console.metrics import ConsoleMetrics
+    from streams.metrics import Metrics
 
     registry = CollectorRegistry()
     Metrics(registry)
