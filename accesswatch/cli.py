@@ -85,6 +85,21 @@ def _days(text: str) -> int:
                  "place every scenario")(text)
 
 
+def _subjects(text: str) -> int:
+    from accesswatch.generate.national_layout import MIN_SUBJECTS
+
+    return whole(MIN_SUBJECTS, f"{{value}} is too few: at least {MIN_SUBJECTS}")(text)
+
+
+def _id_prefix(text: str) -> str:
+    from accesswatch.generate.reference_only import check_id_prefix
+
+    try:
+        return check_id_prefix(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 REF_HELP = ("directory of reference JSONL files: staff, subjects, cases and duties "
             "(as `accesswatch generate` writes them)")
 ALLOW_EMPTY_HELP = ("accept a --ref directory lacking some files or records (default: "
@@ -107,7 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
         "misuse incident, scenarios S01-S13) into a directory. The same arguments always "
         "give the same files.",
         epilog="examples:\n  accesswatch generate --out force\n"
-        "  accesswatch generate --out small --staff 300 --days 7 --seed 1")
+        "  accesswatch generate --out small --staff 300 --days 7 --seed 1\n"
+        "  accesswatch generate --out pad --reference-only --staff 200000 --subjects 20000000 "
+        "--id-prefix N")
     g.add_argument("--out", type=output_dir, required=True, metavar="DIR",
                    help="directory to write into (made if missing; files in it are replaced)")
     g.add_argument("--staff", type=_staff, default=2000, metavar="N",
@@ -125,6 +142,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also write the variants: misuse shaped to stay just under the "
                    "rules' thresholds, labelled V08, V09, V12 and V13 (the rest of the "
                    "force is unchanged)")
+    g.add_argument("--reference-only", action="store_true",
+                   help="write only the four reference files, streamed in memory that grows "
+                   "with --staff and not with --subjects: national-scale padding (no events "
+                   "or labels)")
+    g.add_argument("--subjects", type=_subjects, default=None, metavar="M",
+                   help="with --reference-only: subject records to write (at least 1000; "
+                   "default: 31 per member of staff, as a full force has)")
+    g.add_argument("--id-prefix", type=_id_prefix, default=None, metavar="P",
+                   help="with --reference-only: start every id with P (letters, digits, "
+                   "_ . : -) so the files merge with a real force's without a collision "
+                   "(default: none)")
 
     b = sub.add_parser(
         "backtest", help="run the detection core over an events file",
@@ -217,6 +245,10 @@ def build_parser() -> argparse.ArgumentParser:
 def _generate(args: argparse.Namespace) -> int:
     from accesswatch.generate import generate_force
 
+    if args.reference_only:
+        return _generate_reference(args)
+    if args.subjects is not None or args.id_prefix is not None:
+        raise UsageError("--subjects and --id-prefix are only valid with --reference-only")
     summary = generate_force(
         args.out,
         staff=args.staff,
@@ -227,6 +259,26 @@ def _generate(args: argparse.Namespace) -> int:
         variants=args.variants,
     )
     print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _generate_reference(args: argparse.Namespace) -> int:
+    import time
+
+    from accesswatch.generate.reference_only import default_subjects, generate_reference
+
+    if args.variants or args.invalid_lines:
+        raise UsageError("--variants and --invalid-lines shape events; --reference-only "
+                         "writes none")
+    started = time.perf_counter()
+    counts = generate_reference(
+        args.out, staff=args.staff, seed=args.seed, days=args.days, start=args.start,
+        subjects=default_subjects(args.staff) if args.subjects is None else args.subjects,
+        id_prefix=args.id_prefix or "")
+    print(json.dumps(counts, indent=2))
+    print(f"reference only: {counts['staff']:,} staff, {counts['subjects']:,} subjects, "
+          f"{counts['cases']:,} cases, {counts['duties']:,} duties in "
+          f"{time.perf_counter() - started:.1f} s", file=sys.stderr)
     return 0
 
 

@@ -3,29 +3,43 @@
 Every record kind can be upserted or deleted (a tombstone) at any time, live
 from the compacted ``ref.*`` topics or in bulk from JSONL files; each indexed
 view is kept in step on both paths.
+
+The records are held in columnar tables (``accesswatch/refstore.py``): only
+what the rules and features read (keys of the normalised surname and postcode,
+flags, area, the member's own record, case assignments and subjects, duty
+periods), about 60 bytes a subject.  A lookup builds a small immutable record
+(``Staff``, ``Subject``, ``CaseInfo``) from its row; the ones in use are kept
+in bounded caches, which every change to that id clears.  The whole state can
+be written to a snapshot directory and memory-mapped back (``save`` / ``load``).
 """
 
 from __future__ import annotations
 
 import bisect
+import json
+import math
+import os
+import shutil
+import zlib
+from array import array
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
+
+import msgspec
+import numpy as np
 
 from accesswatch.contract.reference import (
     KEY_FIELDS,
-    Case,
-    DutyPeriod,
-    StaffMember,
-    SubjectRecord,
     decode_reference,
     normalise_postcode,
     normalise_surname,
 )
 from accesswatch.contract.timestamps import parse_ts
 from accesswatch.errors import InvalidRecord, UsageError
+from accesswatch.refstore import Lookup, Table, fingerprint, key_of
 
 FILES = {
     "staff": "staff.jsonl",
@@ -33,45 +47,125 @@ FILES = {
     "case": "cases.jsonl",
     "duty": "duties.jsonl",
 }
+SUBJECT_TYPES = ("person", "vehicle", "address", "incident", "other")
+SNAPSHOT_FORMAT = "accesswatch.reference-snapshot/1"
+CACHE = {"staff": 65_536, "subject": 65_536, "case": 16_384, "roster": 8_192}
 
 
-@dataclass(slots=True, frozen=True)
-class Staff:
+class Staff(msgspec.Struct, frozen=True, gc=False):
+    """One member as the rules see them; ``surname_key`` / ``postcode_key`` are
+    ``key_of`` the normalised text (0: none), so only equality can be asked."""
+
     user_id: str
-    surname: str | None
-    postcode: str | None
+    surname_key: int
+    postcode_key: int
     person_id: str | None
     role: str
     unit: str
     area: str
     status: str
     last_active: float | None
-    # The member's peer group for the anomaly model: role and unit.
-    peer: str = field(init=False, compare=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "peer", f"{self.role}/{self.unit}")
+    peer: str  # the member's peer group for the anomaly model: role and unit
 
 
-@dataclass(slots=True, frozen=True)
-class Subject:
+class Subject(msgspec.Struct, frozen=True, gc=False):
     subject_id: str
     subject_type: str
-    surname: str | None
-    postcode: str | None
+    surname_key: int
+    postcode_key: int
     area: str | None
     flags: frozenset[str]
 
 
-@dataclass(slots=True, frozen=True)
-class CaseInfo:
+class CaseInfo(msgspec.Struct, frozen=True, gc=False):
     case_ref: str
     status: str
-    assigned: frozenset[str]
-    subjects: frozenset[str]
+    assigned: tuple[str, ...]  # tuples, not sets: a case lists a few, and a set costs 216 bytes
+    subjects: tuple[str, ...]
     opened: float | None
     closed: float | None
     area: str | None
+
+
+_staff_payload = msgspec.msgpack.Decoder(tuple[str | None, str, str, str, str])
+_case_payload = msgspec.msgpack.Decoder(tuple[str | None, tuple[str, ...], tuple[str, ...]])
+_encode = msgspec.msgpack.encode
+_MISSING = object()
+R = TypeVar("R")
+
+
+class _Cache(dict[str, Any]):
+    """Records by id, built on a miss (``None`` for none); emptied when full.
+
+    Emptied whole rather than one at a time: an ordered dict costs twice the
+    memory a plain one does, and a force whose records fit is never emptied.
+    """
+
+    def __init__(self, build: Callable[[str], Any], size: int) -> None:
+        super().__init__()
+        self.build, self.size = build, size
+
+    def __missing__(self, key: str) -> Any:
+        value = self.build(key)
+        if len(self) >= self.size:
+            self.clear()
+        self[key] = value
+        return value
+
+
+class RecordView(Generic[R]):
+    """``ref.staff`` / ``ref.subjects`` / ``ref.cases``: a read-only mapping by id.
+
+    Each record is built from its row when asked and kept in a bounded cache,
+    misses included; ``forget`` drops one id on change.  ``lookup(key)`` is
+    ``get(key)`` at the speed of a dict: a hit never runs Python code.
+    """
+
+    def __init__(self, table: Table, make: Callable[[int, str], R], size: int) -> None:
+        self.table, self.make = table, make
+        self.cache = _Cache(self._build, size)
+        self.lookup: Callable[[str], R | None] = self.cache.__getitem__
+
+    def _build(self, key: str) -> R | None:
+        row = self.table.row_alive(key)
+        return self.make(row, key) if row >= 0 else None
+
+    def get(self, key: str, default: Any = None) -> R | Any:
+        hit = self.cache[key]
+        return default if hit is None else hit
+
+    def __getitem__(self, key: str) -> R:
+        hit = self.cache[key]
+        if hit is None:
+            raise KeyError(key)
+        return hit  # type: ignore[no-any-return]
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self.cache[key] is not None
+
+    def __len__(self) -> int:
+        return self.table.live
+
+    def __iter__(self) -> Iterator[str]:
+        return self.table.keys()
+
+    def forget(self, key: str) -> None:
+        self.cache.pop(key, None)
+
+
+class Pool:
+    """Few distinct values (areas, flag sets) as small integer codes."""
+
+    def __init__(self, values: list[Any] | None = None) -> None:
+        self.values: list[Any] = list(values or [])
+        self.codes: dict[Any, int] = {v: i for i, v in enumerate(self.values)}
+
+    def code(self, value: Any) -> int:
+        code = self.codes.get(value)
+        if code is None:
+            code = self.codes[value] = len(self.values)
+            self.values.append(value)
+        return code
 
 
 @dataclass(slots=True)
@@ -136,140 +230,336 @@ class Roster:
 
 
 class ReferenceData:
-    """The force's reference data with indexed lookups; mutable, one writer."""
+    """The force's reference data with indexed lookups; mutable, one writer.
+
+    ``begin_load`` … ``freeze`` brackets a bulk read (a whole topic from its
+    start, or the files): rows are only appended, and the indexes are built
+    once at the end.  Outside it every change is applied and indexed at once.
+    """
 
     def __init__(self) -> None:
-        self.staff: dict[str, Staff] = {}
-        self.subjects: dict[str, Subject] = {}
-        self.cases: dict[str, CaseInfo] = {}
-        self._duties: dict[str, tuple[str, float, float]] = {}
-        self._rosters: dict[str, Roster] = {}
-        self._staff_by_person: dict[str, str] = {}
-        self._people_at: dict[str, set[str]] = {}
-        self._cases_of_subject: dict[str, set[str]] = {}
-        self._subject_areas: Counter[str] = Counter()
+        self.tables = {
+            "staff": Table({"surname_key": "i8", "postcode_key": "i8", "person_key": "i8",
+                            "last_active": "f8"}, payload=True),
+            "subject": Table({"type": "u1", "surname_key": "i8", "postcode_key": "i8",
+                              "area": "i4", "flags": "i4"}),
+            "case": Table({"open": "u1", "opened": "f8", "closed": "f8"}, payload=True),
+            "duty": Table({"user_key": "i8", "start": "f8", "end": "f8"}, payload=True),
+        }
+        self.areas, self.flagsets = Pool(), Pool([frozenset()])
+        self._area_counts: Counter[int] = Counter()
+        self._by_person, self._by_subject, self._by_user = Lookup(), Lookup(), Lookup()
+        self.staff: RecordView[Staff] = RecordView(self.tables["staff"], self._staff_at,
+                                                   CACHE["staff"])
+        self.subjects: RecordView[Subject] = RecordView(self.tables["subject"],
+                                                        self._subject_at, CACHE["subject"])
+        self.cases: RecordView[CaseInfo] = RecordView(self.tables["case"], self._case_at,
+                                                      CACHE["case"])
+        self._rosters = _Cache(self._build_roster, CACHE["roster"])
+        # Asked of nearly every event, and nearly always "no one": kept, and
+        # cleared whenever a staff record changes.
+        self._owners = _Cache(self._person_owner, CACHE["subject"])
+        # The two lookups asked of every event, at the speed of a dict when cached.
+        self.roster: Callable[[str], Roster | None] = self._rosters.__getitem__
+        self.staff_person_owner: Callable[[str], str | None] = self._owners.__getitem__
 
-    # ---- lookups -------------------------------------------------------
-    def staff_person_owner(self, subject_id: str) -> str | None:
-        """The user_id whose own person record ``subject_id`` is, if any."""
-        return self._staff_by_person.get(subject_id)
+    # ---- records from rows -------------------------------------------------
+    def _staff_at(self, row: int, key: str) -> Staff:
+        t = self.tables["staff"]
+        mv = t.mv
+        person, role, unit, area, status = _staff_payload.decode(t.payload_at(row))
+        last = mv["last_active"][row]
+        return Staff(key, mv["surname_key"][row], mv["postcode_key"][row], person, role, unit,
+                     area, status, None if math.isnan(last) else last, f"{role}/{unit}")
 
-    def people_at(self, postcode_key: str) -> set[str]:
-        return self._people_at.get(postcode_key, set())
+    def _subject_at(self, row: int, key: str) -> Subject:
+        mv = self.tables["subject"].mv
+        area = mv["area"][row]
+        return Subject(key, SUBJECT_TYPES[mv["type"][row]], mv["surname_key"][row],
+                       mv["postcode_key"][row], self.areas.values[area] if area >= 0 else None,
+                       self.flagsets.values[mv["flags"][row]])
+
+    def _case_at(self, row: int, key: str) -> CaseInfo:
+        t = self.tables["case"]
+        mv = t.mv
+        area, assigned, subjects = _case_payload.decode(t.payload_at(row))
+        opened, closed = mv["opened"][row], mv["closed"][row]
+        return CaseInfo(key, "open" if mv["open"][row] else "closed", assigned,
+                        subjects, None if math.isnan(opened) else opened,
+                        None if math.isnan(closed) else closed, area)
+
+    # ---- lookups -------------------------------------------------------------
+    def _person_owner(self, subject_id: str) -> str | None:
+        """``staff_person_owner``: the user_id whose own person record ``subject_id`` is."""
+        t = self.tables["staff"]
+        key = fingerprint(subject_id.encode("utf-8", "surrogatepass"))
+        for row in sorted(self._by_person.candidates(key)):
+            if t.mv["alive"][row]:
+                user = t.id_at(row)
+                member = self.staff.get(user)
+                if member is not None and member.person_id == subject_id:
+                    return user
+        return None
 
     def cases_listing(self, subject_id: str) -> set[str]:
-        return self._cases_of_subject.get(subject_id, set())
+        """The case refs of the cases that list ``subject_id``."""
+        t = self.tables["case"]
+        key = fingerprint(subject_id.encode("utf-8", "surrogatepass"))
+        out = set()
+        for row in self._by_subject.candidates(key):
+            if t.mv["alive"][row]:
+                ref = t.id_at(row)
+                case = self.cases.get(ref)
+                if case is not None and subject_id in case.subjects:
+                    out.add(ref)
+        return out
 
-    def roster(self, user_id: str) -> Roster | None:
-        """The member's duty periods, or None when the roster has none for them."""
-        roster = self._rosters.get(user_id)
-        return roster if roster is not None and roster.periods else None
+    def _build_roster(self, user_id: str) -> Roster | None:
+        """``roster``: the member's duty periods, or None when the roster has none for them."""
+        t = self.tables["duty"]
+        mv, data = t.mv, user_id.encode("utf-8", "surrogatepass")
+        roster = Roster()
+        for row in self._by_user.candidates(fingerprint(data)):
+            if mv["alive"][row] and t.payload_at(row) == data:
+                roster.add(mv["start"][row], mv["end"][row], t.id_at(row))
+        return roster if roster.periods else None
 
     def is_area(self, area: str) -> bool:
         """True when some subject lives in ``area``: a member whose area is not
         one (``Force HQ``, ``Force-wide``) serves the whole force."""
-        return self._subject_areas.get(area, 0) > 0
+        code = self.areas.codes.get(area)
+        return code is not None and self._area_counts.get(code, 0) > 0
 
     def sizes(self) -> dict[str, int]:
-        return {
-            "staff": len(self.staff),
-            "subject": len(self.subjects),
-            "case": len(self.cases),
-            "duty": len(self._duties),
-        }
+        """Records held of each kind (while loading: rows read so far)."""
+        return {kind: t.n if t.loading else t.live for kind, t in self.tables.items()}
 
-    # ---- updates -------------------------------------------------------
+    # ---- updates -------------------------------------------------------------
+    def begin_load(self) -> None:
+        """Append only from now until ``freeze``: a whole topic or file is coming."""
+        for t in self.tables.values():
+            if t.n == 0:
+                t.loading = True
+
     def apply(self, kind: str, key: str, record: Any | None) -> None:
         """Upsert ``record`` under ``key``, or delete ``key`` when it is None."""
-        put: dict[str, Callable[[str, Any], None]] = {
-            "staff": self._put_staff,
-            "subject": self._put_subject,
-            "case": self._put_case,
-            "duty": self._put_duty,
-        }
-        put[kind](key, record)
-
-    def _put_staff(self, key: str, rec: StaffMember | None) -> None:
-        old = self.staff.pop(key, None)
-        if old is not None and old.person_id and self._staff_by_person.get(old.person_id) == key:
-            del self._staff_by_person[old.person_id]
-        if rec is None:
+        t = self.tables[kind]
+        if t.loading:
+            if record is None:
+                t.append(key, {}, alive=False)
+            else:
+                t.append(key, *self._row(kind, record))
             return
-        last = parse_ts(rec.last_active) if rec.last_active else None
-        self.staff[key] = Staff(
-            key,
-            normalise_surname(rec.surname),
-            normalise_postcode(rec.home_postcode),
-            rec.person_id or None,
-            rec.role,
-            rec.unit,
-            rec.area,
-            rec.status,
-            last,
-        )
-        if rec.person_id:
-            self._staff_by_person[rec.person_id] = key
+        row = t.find(key)
+        if kind == "subject" and row >= 0 and t.mv["alive"][row]:
+            self._area_counts[t.mv["area"][row]] -= 1
+        elif kind == "duty" and row >= 0 and t.mv["alive"][row]:
+            self._rosters.pop(t.payload_at(row).decode("utf-8", "surrogatepass"), None)
+        if record is None:
+            if row >= 0:
+                t.write(row, {}, alive=False)
+        else:
+            values, payload = self._row(kind, record)
+            if row >= 0:
+                t.write(row, values, payload)
+            else:
+                row = t.append(key, values, payload)
+            self._index(kind, row, record)
+        self._forget(kind, key, record)
+        if t.wants_freeze():
+            self._freeze(kind)
 
-    def _put_subject(self, key: str, rec: SubjectRecord | None) -> None:
-        old = self.subjects.pop(key, None)
-        if old is not None:
-            if old.postcode:
-                _discard(self._people_at, old.postcode, key)
-            if old.area:
-                self._subject_areas[old.area] -= 1
-        if rec is None:
-            return
-        subject = Subject(
-            key,
-            rec.subject_type,
-            normalise_surname(rec.surname),
-            normalise_postcode(rec.postcode),
-            rec.area or None,
-            frozenset(f.strip().casefold() for f in rec.flags),
-        )
-        self.subjects[key] = subject
-        if subject.postcode and subject.subject_type == "person":
-            self._people_at.setdefault(subject.postcode, set()).add(key)
-        if subject.area:
-            self._subject_areas[subject.area] += 1
+    def _row(self, kind: str, rec: Any) -> tuple[dict[str, Any], bytes]:
+        if kind == "subject":
+            flags = frozenset(f.strip().casefold() for f in rec.flags) if rec.flags else \
+                frozenset()
+            return {"type": SUBJECT_TYPES.index(rec.subject_type),
+                    "surname_key": key_of(normalise_surname(rec.surname)),
+                    "postcode_key": key_of(normalise_postcode(rec.postcode)),
+                    "area": self.areas.code(rec.area) if rec.area else -1,
+                    "flags": self.flagsets.code(flags)}, b""
+        if kind == "staff":
+            person = rec.person_id or None
+            return {"surname_key": key_of(normalise_surname(rec.surname)),
+                    "postcode_key": key_of(normalise_postcode(rec.home_postcode)),
+                    "person_key": fingerprint(person.encode("utf-8", "surrogatepass"))
+                    if person else 0,
+                    "last_active": parse_ts(rec.last_active) if rec.last_active else math.nan,
+                    }, _encode((person, rec.role, rec.unit, rec.area, rec.status))
+        if kind == "case":
+            return {"open": rec.status == "open",
+                    "opened": parse_ts(rec.opened_at) if rec.opened_at else math.nan,
+                    "closed": parse_ts(rec.closed_at) if rec.closed_at else math.nan,
+                    }, _encode((rec.area, _unique(rec.assigned_users), _unique(rec.subject_ids)))
+        user = rec.user_id.encode("utf-8", "surrogatepass")
+        return {"user_key": fingerprint(user), "start": parse_ts(rec.start),
+                "end": parse_ts(rec.end)}, user
 
-    def _put_case(self, key: str, rec: Case | None) -> None:
-        old = self.cases.pop(key, None)
-        if old is not None:
-            for sid in old.subjects:
-                _discard(self._cases_of_subject, sid, key)
-        if rec is None:
-            return
-        info = CaseInfo(
-            key,
-            rec.status,
-            frozenset(rec.assigned_users),
-            frozenset(rec.subject_ids),
-            parse_ts(rec.opened_at) if rec.opened_at else None,
-            parse_ts(rec.closed_at) if rec.closed_at else None,
-            rec.area,
-        )
-        self.cases[key] = info
-        for sid in info.subjects:
-            self._cases_of_subject.setdefault(sid, set()).add(key)
+    def _index(self, kind: str, row: int, rec: Any) -> None:
+        """Keep the secondary indexes in step with one row just written."""
+        t = self.tables[kind]
+        if kind == "subject":
+            self._area_counts[t.mv["area"][row]] += 1
+        elif kind == "staff":
+            self._by_person.add(t.mv["person_key"][row], row)
+        elif kind == "case":
+            for sid in set(rec.subject_ids):
+                self._by_subject.add(fingerprint(sid.encode("utf-8", "surrogatepass")), row)
+        elif kind == "duty":
+            self._by_user.add(t.mv["user_key"][row], row)
 
-    def _put_duty(self, key: str, rec: DutyPeriod | None) -> None:
-        old = self._duties.pop(key, None)
-        if old is not None:
-            self._rosters[old[0]].remove(key)
-        if rec is None:
-            return
-        start, end = parse_ts(rec.start), parse_ts(rec.end)
-        self._duties[key] = (rec.user_id, start, end)
-        self._rosters.setdefault(rec.user_id, Roster()).add(start, end, key)
+    def _forget(self, kind: str, key: str, rec: Any | None) -> None:
+        if kind == "staff":
+            self.staff.forget(key)
+            self._owners.clear()
+        elif kind == "subject":
+            self.subjects.forget(key)
+        elif kind == "case":
+            self.cases.forget(key)
+        elif rec is not None:
+            self._rosters.pop(rec.user_id, None)
+
+    def freeze(self) -> None:
+        """End a bulk read (or fold every table's tail): build the indexes."""
+        for kind in self.tables:
+            self._freeze(kind)
+
+    def _freeze(self, kind: str) -> None:
+        t = self.tables[kind]
+        lookup = {"staff": self._by_person, "case": self._by_subject,
+                  "duty": self._by_user}.get(kind)
+        if t.n == t.base_n == t.live and not t.loading and not (lookup and lookup.added):
+            return  # nothing to fold: no new rows, none dead, no index added to
+        t.freeze()
+        n = t.n
+        if kind == "subject":
+            areas = t.cols["area"][:n]
+            counts = np.bincount(areas[areas >= 0], minlength=0)
+            self._area_counts = Counter({i: int(c) for i, c in enumerate(counts) if c})
+            self.subjects.cache.clear()
+        elif kind == "staff":
+            keys = t.cols["person_key"][:n]
+            rows = np.flatnonzero(keys)
+            self._by_person.build(keys[rows], rows)
+            self.staff.cache.clear()
+            self._owners.clear()
+        elif kind == "case":
+            self._by_subject.build(*self._case_subject_pairs(t))
+            self.cases.cache.clear()
+        else:
+            self._by_user.build(t.cols["user_key"][:n], np.arange(n))
+            self._rosters.clear()
+
+    @staticmethod
+    def _case_subject_pairs(t: Table) -> tuple[np.ndarray, np.ndarray]:
+        keys, rows = array("q"), array("i")  # 12 bytes a pair, no object each
+        for row in range(t.n):
+            _, _, subjects = _case_payload.decode(t.payload_at(row))
+            for sid in subjects:
+                keys.append(fingerprint(sid.encode("utf-8", "surrogatepass")))
+                rows.append(row)
+        return np.frombuffer(keys, np.int64), np.frombuffer(rows, np.int32)
+
+    # ---- snapshots -----------------------------------------------------------
+    LOOKUPS = ("by_person", "by_subject", "by_user")
+
+    def save(self, directory: Path, meta: dict[str, Any]) -> int:
+        """Write everything to ``directory`` (replaced whole, atomically); its size in bytes.
+
+        ``meta`` (the topic offsets this state reflects, and what it was read
+        from) is kept in the manifest for ``load`` to hand back.  Surnames and
+        postcodes are only keys, so none is written.
+        """
+        self.freeze()
+        return self.save_frozen(directory, meta)
+
+    def save_frozen(self, directory: Path, meta: dict[str, Any]) -> int:
+        """``save`` after ``freeze``: only reads the tables, so it can run in a thread
+        while nothing changes them."""
+        work = directory.with_name(f"{directory.name}.new-{os.getpid()}")
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        tables = {kind: t.save(work, kind) for kind, t in self.tables.items()}
+        lookups = {name: getattr(self, f"_{name}").save(work, name) for name in self.LOOKUPS}
+        files = sorted(p.name for p in work.iterdir())
+        manifest = {"format": SNAPSHOT_FORMAT, "meta": meta, "tables": tables,
+                    "lookups": lookups, "areas": self.areas.values,
+                    "flagsets": [sorted(f) for f in self.flagsets.values],
+                    "checksums": {name: _crc(work / name) for name in files}}
+        (work / "manifest.json").write_text(json.dumps(manifest))
+        old = directory.with_name(f"{directory.name}.old-{os.getpid()}")
+        if directory.exists():
+            directory.rename(old)
+        work.rename(directory)
+        shutil.rmtree(old, ignore_errors=True)
+        return sum(p.stat().st_size for p in directory.iterdir())
+
+    def restore(self, directory: Path) -> dict[str, Any]:
+        """Take the state ``save`` wrote (this one must be empty); its ``meta``.
+
+        The fingerprints, ids and secondary indexes are memory-mapped, shared
+        by every worker on the host.  ``SnapshotError`` says in one line why a
+        snapshot cannot be used (missing, foreign, corrupt); this one is then
+        left empty.
+        """
+        try:
+            return self._restore(directory)
+        except SnapshotError:
+            self.clear()
+            raise
+
+    def _restore(self, directory: Path) -> dict[str, Any]:
+        try:
+            manifest = json.loads((directory / "manifest.json").read_text())
+        except FileNotFoundError:
+            raise SnapshotError(f"{directory}: no snapshot") from None
+        except (OSError, ValueError) as e:
+            raise SnapshotError(f"{directory}/manifest.json: unreadable ({e})") from None
+        if not isinstance(manifest, dict) or manifest.get("format") != SNAPSHOT_FORMAT:
+            raise SnapshotError(f"{directory}: not a snapshot of this format "
+                                f"({SNAPSHOT_FORMAT})")
+        try:
+            for name, crc in manifest["checksums"].items():
+                path = directory / name
+                if not path.is_file() or _crc(path) != crc:
+                    raise SnapshotError(f"{path}: missing or corrupt (checksum does not match)")
+            for kind, t in self.tables.items():
+                t.load(directory, manifest["tables"][kind])
+            for name in self.LOOKUPS:
+                getattr(self, f"_{name}").load(directory, manifest["lookups"][name])
+            self.areas = Pool(manifest["areas"])
+            self.flagsets = Pool([frozenset(f) for f in manifest["flagsets"]])
+        except SnapshotError:
+            raise
+        except (KeyError, TypeError, ValueError, OSError) as e:
+            raise SnapshotError(f"{directory}: does not match this version "
+                                f"({type(e).__name__}: {e})") from None
+        t = self.tables["subject"]
+        areas = t.cols["area"][:t.n]
+        live = areas[(t.cols["alive"][:t.n] == 1) & (areas >= 0)]
+        self._area_counts = Counter({i: int(c) for i, c in enumerate(np.bincount(live)) if c})
+        meta: dict[str, Any] = manifest["meta"]
+        return meta
+
+    def clear(self) -> None:
+        """Empty again, as new."""
+        self.__init__()  # type: ignore[misc]
 
 
-def _discard(index: dict[str, set[str]], key: str, member: str) -> None:
-    members = index.get(key)
-    if members is not None:
-        members.discard(member)
-        if not members:
-            del index[key]
+def _unique(values: list[str]) -> list[str]:
+    return list(dict.fromkeys(values)) if len(values) > 1 else values
+
+
+class SnapshotError(Exception):
+    """A snapshot that cannot be used; its message is one line for the log."""
+
+
+def _crc(path: Path) -> int:
+    crc = 0
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 22):
+            crc = zlib.crc32(chunk, crc)
+    return crc
 
 
 def read_jsonl(path: Path, kind: str) -> Iterator[tuple[int, Any | InvalidRecord]]:
@@ -291,6 +581,7 @@ def load_reference_dir(directory: Path) -> tuple[ReferenceData, list[str]]:
     a bad line is reported, never fatal.  A missing file means none of that kind.
     """
     ref, problems = ReferenceData(), []
+    ref.begin_load()
     for kind, name in FILES.items():
         path = directory / name
         if not path.exists():
@@ -302,6 +593,7 @@ def load_reference_dir(directory: Path) -> tuple[ReferenceData, list[str]]:
                 problems.append(f"{name}:{n}: {rec.reason}")
             else:
                 ref.apply(kind, getattr(rec, key_field), rec)
+    ref.freeze()
     return ref, problems
 
 

@@ -32,6 +32,8 @@ from benchmarks.console_signin import bench_signin, report_signin
 from benchmarks.delivery_report import report_delivery
 from benchmarks.live import LiveOptions, bench_live
 from benchmarks.live_report import report_live
+from benchmarks.national import failure as national_failure
+from benchmarks.national import report_national
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -105,7 +107,7 @@ def main() -> None:
     parser.add_argument("--baseline", metavar="REV",
                         help="a git revision whose worker takes turns with this one in the "
                              "live runs, rules only (make bench: BENCH_BASELINE)")
-    parser.add_argument("--only", choices=("delivery", "console"),
+    parser.add_argument("--only", choices=("delivery", "console", "national"),
                         help="run only this section; its part of docs/BENCHMARKS.md is replaced, "
                              "the rest kept, and its figures go to results/<section>.json")
     parser.add_argument("--delivery-turns", type=int, default=3,
@@ -120,6 +122,14 @@ def main() -> None:
                         help="console at scale: tries of each view (p95 and median)")
     parser.add_argument("--no-console-signin", action="store_true",
                         help="no console sign-in under load (8 sign-ins, /healthz polled)")
+    parser.add_argument("--no-national", action="store_true",
+                        help="no reference data at national scale (one worker, a padded force)")
+    parser.add_argument("--national-staff", type=int, default=50_000,
+                        help="national scale: staff in all (the force's and the padding's)")
+    parser.add_argument("--national-subjects", type=int, default=5_000_000,
+                        help="national scale: subjects in all (the force's and the padding's)")
+    parser.add_argument("--national-load", choices=("kcat", "load-ref"), default="kcat",
+                        help="national scale: how the reference records go on the topics")
     parser.add_argument("--cache", type=Path,
                         default=Path(os.environ.get("TMPDIR", "/tmp")) / "accesswatch-bench")
     args = parser.parse_args()
@@ -132,6 +142,9 @@ def main() -> None:
     data = force(args.staff, args.days, args.seed, args.cache)
     if args.only == "delivery":
         delivery_only(args, data)
+        return
+    if args.only == "national":
+        national_only(args, data)
         return
     results: dict[str, Any] = {
         "machine": machine(),
@@ -157,6 +170,9 @@ def main() -> None:
         except Exception as e:  # the rest of the run's figures must still be written
             results["delivery"] = {"error": f"{type(e).__name__}: {e}"}
         failed = failed or delivery_failure(results["delivery"])
+    if args.live_events and not args.no_national:
+        results["national"] = bench_national(args, data)
+        failed = failed or national_failure(results["national"])
     if args.console_events:
         results["console"] = bench_console(args)
         failed = failed or console_failure(results["console"])
@@ -220,6 +236,33 @@ def delivery_only(args: argparse.Namespace, data: Path) -> None:
     doc.write_text(splice(doc.read_text() if doc.exists() else "# Benchmarks\n", section))
     print(json.dumps(r, indent=2))
     failed = delivery_failure(r)
+    if failed:
+        raise SystemExit(failed)
+
+
+def bench_national(args: argparse.Namespace, data: Path) -> dict[str, Any]:
+    """Reference data at national scale (``benchmarks/national.py``); an error, not a stop."""
+    from benchmarks.national import bench_national as run_national
+
+    try:
+        return run_national(data, args.cache, args.national_staff, args.national_subjects,
+                            args.seed, args.national_load)
+    except Exception as e:  # the rest of the run's figures must still be written
+        return {"error": f"{type(e).__name__}: {e}"}
+
+
+def national_only(args: argparse.Namespace, data: Path) -> None:
+    """``--only national``: this section alone, spliced into the existing report."""
+    r = bench_national(args, data)
+    r["machine"] = machine()
+    out = ROOT / "benchmarks" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "national.json").write_text(json.dumps(r, indent=2))
+    doc = ROOT / "docs" / "BENCHMARKS.md"
+    section = report_national(r)
+    doc.write_text(splice(doc.read_text() if doc.exists() else "# Benchmarks\n", section))
+    print(section)
+    failed = national_failure(r)
     if failed:
         raise SystemExit(failed)
 
@@ -381,7 +424,7 @@ Peak RSS of the benchmark process over the whole run: {r['peak_rss_mb']} MB{gene
 {report_model(r['model'], b)}
 {report_jobs(r.get('backtest_jobs'))}
 {report_live(r.get('live'))}{report_delivery(r.get('delivery'))}{report_console(r.get('console'))}\
-{report_signin(r.get('console_signin'))}
+{report_signin(r.get('console_signin'))}{report_national(r.get('national'))}
 ## Reproduce
 
 ```sh
@@ -399,11 +442,15 @@ make bench        # python -m benchmarks.run: backtest, model, then the live run
 .venv/bin/python -m benchmarks.run --only console                  # console at scale alone
 .venv/bin/python -m benchmarks.console_scale --events 200000 --alerts 10000  # …smaller, quick
 .venv/bin/python -m benchmarks.console_signin      # console sign-in under load alone
+.venv/bin/python -m benchmarks.run --only national                 # national scale alone
+.venv/bin/python -m benchmarks.run --only national --national-staff 5000 --national-subjects 300000
 ```
 
 `--no-live-model` leaves out the rules + model worker and every part that uses it
 (two workers, latency, memory, the live delivery runs' model worker); `--no-delivery` the
-out-of-order delivery section; `--console-events 0` the console at scale. This run took
+out-of-order delivery section; `--console-events 0` the console at scale; `--no-national`
+reference data at national scale (its padded reference directory, about 1.5 GB at the
+default size, is cached beside the forces and made once). This run took
 {r['wall_seconds'] / 60:.0f} minutes.
 
 The generated forces are cached in `$TMPDIR/accesswatch-bench` (the 20,000-staff one

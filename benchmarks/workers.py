@@ -117,10 +117,11 @@ class Worker:
     """One ``accesswatch worker`` process with its own metrics port."""
 
     def __init__(self, procs: Processes, name: str, environ: dict[str, str],
-                 work: Path) -> None:
+                 work: Path, data_dir: Path | None = None) -> None:
         self.procs, self.name = procs, name
         self.port = free_port()
-        environ = {**environ, "ACCESSWATCH_DATA_DIR": str(work / name)}
+        # Its own data dir (work/NAME) unless given one: a restart reuses the last one's.
+        environ = {**environ, "ACCESSWATCH_DATA_DIR": str(data_dir or work / name)}
         self.proc = procs.start(name, [sys.executable, "-m", "accesswatch.cli", "worker",
                                        "--web-host", "127.0.0.1", "--web-port",
                                        str(free_port()), "--metrics-port", str(self.port)],

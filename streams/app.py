@@ -12,10 +12,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import tempfile
 import time
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 import faust
@@ -24,6 +22,7 @@ from aiokafka import AIOKafkaProducer
 from accesswatch.core import Detector
 from accesswatch.reference import ReferenceData
 from accesswatch.rules import RulePack
+from streams import malloc
 from streams.checkpoint import Checkpoint
 from streams.connect import aiokafka_options, broker_reachable, faust_credentials
 from streams.metrics import Metrics
@@ -103,7 +102,7 @@ class Pipeline:
 
     def _build_app(self) -> faust.App:
         s = self.settings
-        datadir = s.data_dir or Path(tempfile.gettempdir()) / f"accesswatch-{s.app_id}"
+        datadir = s.data_path
         app = App(
             s.app_id,
             broker=[f"kafka://{server}" for server in s.servers],
@@ -164,9 +163,18 @@ class Pipeline:
         await self.checkpoint.handle(messages)
 
     async def stop(self) -> None:
-        """A last checkpoint, then the clients close; one line says what this run did."""
+        """A last checkpoint, then the clients close; one line says what this run did.
+
+        The reference state is written too, if it changed since its last snapshot,
+        so the next start reads only what comes after.
+        """
         log.info("stopping after %s", ", ".join(f"{n:,} {what}" for what, n
                                                  in self.checkpoint.totals.items()))
+        if self.feed._changed:
+            try:
+                await self.feed.snapshot("stop")
+            except Exception as e:  # the stop goes on: the next start reads more of the topics
+                log.warning("no reference snapshot at stop (%s)", type(e).__name__)
         try:
             await self.checkpoint.close()
         except Exception as e:
@@ -207,3 +215,4 @@ def _quiet_gc() -> None:
     gc.freeze()
     gen0, *older = gc.get_threshold()
     gc.set_threshold(max(gen0, GC_YOUNG_THRESHOLD), *older)
+    malloc.trim()  # what reading reference data dropped goes back to the system

@@ -82,6 +82,10 @@ class Metrics:
         self.reference_ready = Gauge("accesswatch_reference_ready",
                                      "1 once reference data caught up with its topics",
                                      registry=r)
+        self.reference_snapshot_seconds = Gauge(
+            "accesswatch_reference_snapshot_timestamp_seconds",
+            "When this worker last wrote its reference snapshot (Unix time; 0: not yet)",
+            registry=r)
         self.broker_up = Gauge("accesswatch_broker_up",
                                "1 while the broker answers, 0 when it does not", registry=r)
         self.rules = Info("accesswatch_rules", "Rule pack in force", registry=r)

@@ -1,10 +1,20 @@
 """Reference data from the compacted ``ref.*`` topics, kept live in every worker.
 
-Each worker reads *all* partitions of every reference topic from the
-beginning, outside the events consumer group (manual assignment, no group,
-no commits), so each one holds the whole directory, roster and case list,
-not a partition's share.  ``ready`` is set once it has read up to the end
-offsets seen at start; after that, upserts and tombstones apply as they come.
+Each worker reads *all* partitions of every reference topic, outside the
+events consumer group (manual assignment, no group, no commits), so each one
+holds the whole directory, roster and case list, not a partition's share.
+``ready`` is set once it has read up to the end offsets seen at start; after
+that, upserts and tombstones apply as they come.
+
+A worker starts from its snapshot when it has one: the reference state it
+wrote to its data dir (``reference-snapshot/``) with the topic offsets that
+state reflects.  It maps the snapshot in and reads only the topics' tail
+past those offsets.  A snapshot that is missing, corrupt, written for other
+topics, or ahead of a topic (recreated since) is refused in one log line and
+the topics are read from the start.  A snapshot is written once caught up,
+every ``REFERENCE_SNAPSHOT_INTERVAL`` seconds after if anything changed, and
+at a clean stop; the files are written in a thread while updates wait (the
+events do not).
 """
 
 from __future__ import annotations
@@ -13,19 +23,21 @@ import asyncio
 import logging
 import time
 from collections import Counter
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from accesswatch.contract.reference import KEY_FIELDS, decode_reference
 from accesswatch.errors import InvalidRecord
-from accesswatch.reference import ReferenceData
-from streams import kafka_compat
+from accesswatch.reference import ReferenceData, SnapshotError
+from streams import kafka_compat, malloc
 from streams.connect import aiokafka_options
 from streams.metrics import Metrics
 from streams.settings import Settings
 
 log = logging.getLogger("accesswatch.reference")
 REFERENCE_BACKOFF_MS = 100  # an update takes effect at most this much later
+SNAPSHOT_DIR = "reference-snapshot"
 
 
 class ReferenceFeed:
@@ -41,6 +53,11 @@ class ReferenceFeed:
         self.ready = asyncio.Event()
         self.applied: Counter[str] = Counter()
         self.positions: dict[TopicPartition, int] = {}  # next offset to apply
+        self.snapshot_dir = settings.data_path / SNAPSHOT_DIR
+        self.snapshot_used = False  # this start began from a snapshot
+        self._changed = 0  # records applied since the last snapshot
+        self._snapshot_at = time.monotonic()
+        self._writing: asyncio.Lock | None = None
 
     async def run(self) -> None:
         """Read for ever; if the client fails, start a new one where the last stopped."""
@@ -59,7 +76,8 @@ class ReferenceFeed:
     async def _read(self) -> None:
         consumer = AIOKafkaConsumer(**aiokafka_options(self.settings), group_id=None,
                                     enable_auto_commit=False, auto_offset_reset="earliest",
-                                    max_partition_fetch_bytes=4 * 1024 * 1024)
+                                    max_partition_fetch_bytes=1024 * 1024,
+                                    fetch_max_bytes=8 * 1024 * 1024)
         await consumer.start()
         # Reference topics are quiet once read: polling them every 10 ms took about 5% of
         # a busy worker's event loop (on brokers that answer an empty fetch at once).
@@ -68,54 +86,143 @@ class ReferenceFeed:
             tps = [TopicPartition(topic, p) for topic in self.kind_of
                    for p in range(self.partitions.get(topic, 0))]
             consumer.assign(tps)
+            ends = await consumer.end_offsets(tps)
+            if not self.ready.is_set() and not self.positions:
+                self._start(ends)
             for tp in tps:
                 if tp in self.positions:
                     consumer.seek(tp, self.positions[tp])
                 else:
                     await consumer.seek_to_beginning(tp)
-            ends = await consumer.end_offsets(tps)
             behind = {tp for tp in tps if ends[tp] > self.positions.get(tp, 0)}
             started = time.monotonic()
             if not self.ready.is_set():
-                log.info("reference data: reading %d partitions of %d topics up to %d records",
-                         len(tps), len(self.kind_of), sum(ends.values()))
+                log.info("reference data: reading %d partitions of %d topics, %d records",
+                         len(tps), len(self.kind_of),
+                         sum(ends[tp] - self.positions.get(tp, 0) for tp in tps))
             while True:
                 if not behind and not self.ready.is_set():
-                    self._caught_up(time.monotonic() - started)
+                    await self._caught_up(time.monotonic() - started)
                 batches = await consumer.getmany(timeout_ms=500, max_records=10_000)
                 for tp, records in batches.items():
                     self._apply(tp.topic, records)
                     self.positions[tp] = records[-1].offset + 1
+                    self._changed += len(records)
                 for tp in list(behind):
                     if await consumer.position(tp) >= ends[tp]:
                         behind.discard(tp)
                 if batches:
                     self._gauge_sizes()
+                if self.ready.is_set() and self._snapshot_due():
+                    await self.snapshot("interval")
         finally:
             await consumer.stop()
 
-    def _caught_up(self, seconds: float) -> None:
+    # ---- snapshots -------------------------------------------------------------
+    def _meta(self) -> dict[str, Any]:
+        return {"topics": {t: self.partitions.get(t, 0) for t in sorted(self.kind_of)},
+                "offsets": {f"{tp.topic}:{tp.partition}": off
+                            for tp, off in sorted(self.positions.items())},
+                "written_at": time.time()}
+
+    def _start(self, ends: dict[TopicPartition, int]) -> None:
+        """Begin from the snapshot if it is usable, else read the topics whole."""
+        if self.settings.reference_snapshot_interval > 0 and self.snapshot_dir.exists():
+            started = time.monotonic()
+            try:
+                positions = self._restore(ends)
+            except SnapshotError as e:
+                log.warning("reference snapshot refused: %s; reading the topics from the "
+                            "start", e)
+            else:
+                self.positions = positions
+                self.snapshot_used = True
+                self._changed = 0
+                log.info("reference data: snapshot of %s loaded in %.1f s; reading on from "
+                         "its offsets", _sizes(self.ref), time.monotonic() - started)
+                return
+        self.ref.begin_load()
+
+    def _restore(self, ends: dict[TopicPartition, int]) -> dict[TopicPartition, int]:
+        meta = self.ref.restore(self.snapshot_dir)
+        try:
+            expected = self._meta()["topics"]
+            if meta.get("topics") != expected:
+                raise SnapshotError(f"written for topics {meta.get('topics')}, not {expected}")
+            positions = {}
+            for tp, end in ends.items():
+                offset = int(meta["offsets"].get(f"{tp.topic}:{tp.partition}", 0))
+                if offset > end:
+                    raise SnapshotError(f"ahead of {tp.topic} partition {tp.partition} "
+                                        f"(offset {offset}, end {end}): the topic was "
+                                        "recreated since")
+                positions[tp] = offset
+        except (SnapshotError, KeyError, TypeError, ValueError, AttributeError) as e:
+            self.ref.clear()
+            raise SnapshotError(str(e)) from None
+        return positions
+
+    def _snapshot_due(self) -> bool:
+        interval = self.settings.reference_snapshot_interval
+        return bool(interval and self._changed
+                    and time.monotonic() - self._snapshot_at >= interval)
+
+    async def snapshot(self, why: str) -> None:
+        """Write the reference state with its offsets; updates wait, events do not."""
+        if not self.settings.reference_snapshot_interval or not self.ready.is_set():
+            return
+        self._writing = self._writing or asyncio.Lock()
+        async with self._writing:
+            started = time.monotonic()
+            self.ref.freeze()  # in the loop: it changes the tables
+            meta = self._meta()
+            try:
+                size = await asyncio.get_running_loop().run_in_executor(
+                    None, self.ref.save_frozen, self.snapshot_dir, meta)
+            except OSError as e:
+                log.error("reference snapshot not written to %s (%s); the next start reads "
+                          "the topics from %s", self.snapshot_dir, e,
+                          "the last snapshot" if self.snapshot_dir.exists() else "the start")
+                return
+            finally:
+                self._snapshot_at = time.monotonic()
+            self._changed = 0
+            malloc.trim()  # the fold and the write leave free pages behind
+            log.info("reference snapshot written (%s): %s, %.0f MB in %.1f s", why,
+                     _sizes(self.ref), size / 1e6, time.monotonic() - started)
+            self.metrics.reference_snapshot_seconds.set(meta["written_at"])
+
+    async def _caught_up(self, seconds: float) -> None:
+        self.ref.freeze()
         self._gauge_sizes()
-        sizes = self.ref.sizes()
-        log.info("reference data caught up in %.1f s: %s (%d invalid records refused)",
-                 seconds, ", ".join(f"{n:,} {kind}" for kind, n in sizes.items()),
+        log.info("reference data caught up in %.1f s%s: %s (%d invalid records refused)",
+                 seconds, " from a snapshot" if self.snapshot_used else "", _sizes(self.ref),
                  sum(n for key, n in self.applied.items() if key.endswith(":invalid")))
         self.metrics.reference_ready.set(1)
         self.ready.set()
+        if not self.snapshot_used or self._changed:
+            await self.snapshot("caught up")
 
     def _apply(self, topic: str, records: list[ConsumerRecord]) -> None:
-        kind = self.kind_of[topic]
+        kind, ref = self.kind_of[topic], self.ref
+        ops: Counter[str] = Counter()
         for rec in records:
-            op, problem = apply_record(self.ref, kind, rec.key, rec.value)
+            op, problem = apply_record(ref, kind, rec.key, rec.value)
             if problem:
                 log.warning("reference %s partition %d offset %d refused: %s", topic,
                             rec.partition, rec.offset, problem)
-            self.applied[f"{kind}:{op}"] += 1
-            self.metrics.reference_update(kind, op).inc()
+            ops[op] += 1
+        for op, n in ops.items():  # counted per batch: a cold read is millions of records
+            self.applied[f"{kind}:{op}"] += n
+            self.metrics.reference_update(kind, op).inc(n)
 
     def _gauge_sizes(self) -> None:
         for kind, n in self.ref.sizes().items():
             self.metrics.reference(kind).set(n)
+
+
+def _sizes(ref: ReferenceData) -> str:
+    return ", ".join(f"{n:,} {kind}" for kind, n in ref.sizes().items())
 
 
 def apply_record(ref: ReferenceData, kind: str, key: bytes | None,

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
@@ -89,7 +90,12 @@ class Settings(BaseSettings):
                                    "rules and model files for a new version")
     # Some brokers answer an empty fetch at once, so an idle consumer spins.
     empty_fetch_backoff_ms: int = Field(10, ge=0)
-    data_dir: Path | None = Field(None, description="Faust's data dir (default: a temp dir)")
+    data_dir: Path | None = Field(None, description="the worker's data dir: Faust's, and "
+                                  "the reference snapshot (default: a temp dir)")
+    reference_snapshot_interval: float = Field(3600.0, ge=0, description="seconds between "
+                                               "reference snapshots once caught up (one is "
+                                               "also written at catch-up and at a clean "
+                                               "stop); 0: none written or read")
     # A test hook: while this file exists the worker handles no batch (its timers,
     # lag and /metrics carry on), as a stuck worker would.  Unset in production.
     stall_file: Path | None = None
@@ -153,6 +159,11 @@ class Settings(BaseSettings):
         """Reference kind (as ``decode_reference`` names it) → compacted topic."""
         return {"staff": self.topic_ref_staff, "subject": self.topic_ref_subjects,
                 "case": self.topic_ref_cases, "duty": self.topic_ref_duties}
+
+    @property
+    def data_path(self) -> Path:
+        """The worker's data dir: ``data_dir``, or one in the temp dir named by app id."""
+        return self.data_dir or Path(tempfile.gettempdir()) / f"accesswatch-{self.app_id}"
 
     @property
     def dlq_partition_count(self) -> int:

@@ -12,7 +12,7 @@ from prometheus_client import REGISTRY, disable_created_metrics
 
 from accesswatch.errors import UsageError
 from accesswatch.rules import load_rules
-from streams import kafka_compat
+from streams import kafka_compat, malloc
 from streams.connect import quiet_kafka_logs, wait_for_broker
 from streams.metrics import Metrics
 from streams.serve import serve_metrics
@@ -33,6 +33,7 @@ def run_worker(settings: Settings) -> int:
     logging.basicConfig(level=settings.log_level.upper(),
                         format="[%(asctime)s] %(levelname)s %(name)s: %(message)s")
     quiet_kafka_logs()
+    malloc.limit_arenas()  # before any thread starts: they would each get an arena
     for given, setting in ((settings.rules_path, "--rules or ACCESSWATCH_RULES_PATH"),
                            (settings.model_path, "--model or ACCESSWATCH_MODEL_PATH")):
         if given is not None and not given.is_file():  # said now, not after a slow load

@@ -34,9 +34,9 @@ class EventContext:
         self.ref = ref
         self.prev_t = prev_t
         self.closed_grace = closed_grace
-        self.staff: Staff | None = ref.staff.get(event.user_id)
+        self.staff: Staff | None = ref.staff.lookup(event.user_id)
         self.sid: str | None = event.subject_id or None
-        self.subject: Subject | None = ref.subjects.get(self.sid) if self.sid else None
+        self.subject: Subject | None = ref.subjects.lookup(self.sid) if self.sid else None
         self.subject_type = self.subject.subject_type if self.subject else event.subject_type
         self._why: str | None = None
 
@@ -79,7 +79,7 @@ def justifying_case_problem(
     ref_text = event.case_ref
     if not ref_text:
         return "no case was given"
-    case = ref.cases.get(ref_text)
+    case = ref.cases.lookup(ref_text)
     if case is None:
         return f"the case given ({ref_text}) does not exist"
     if not case_open_at(case, event.t, closed_grace):
@@ -97,7 +97,7 @@ def assigned_open_case_listing(ctx: EventContext) -> bool:
         return False
     cases = ctx.ref.cases
     for ref_text in ctx.ref.cases_listing(ctx.sid):
-        case = cases.get(ref_text)
+        case = cases.lookup(ref_text)
         if (
             case is not None
             and ctx.event.user_id in case.assigned

@@ -99,7 +99,7 @@ def _never_for(rule: r.Rule, staff: Staff | None) -> bool:
     if isinstance(rule, r.Relationship):
         if rule.relation == "self":
             return not staff.person_id
-        return rule.relation in ("family", "neighbour") and not staff.postcode
+        return rule.relation in ("family", "neighbour") and not staff.postcode_key
     return False
 
 

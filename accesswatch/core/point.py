@@ -37,11 +37,11 @@ def relationship(rule: r.Relationship, ctx: EventContext, st: UserState) -> Firi
         else:
             return None
     else:
-        if subject is None or subject.subject_type != "person" or not staff.postcode:
+        if subject is None or subject.subject_type != "person" or not staff.postcode_key:
             return None
-        if subject.postcode != staff.postcode:
+        if subject.postcode_key != staff.postcode_key:
             return None
-        same_name = staff.surname is not None and subject.surname == staff.surname
+        same_name = bool(staff.surname_key) and subject.surname_key == staff.surname_key
         if relation == "family" and same_name:
             what = (
                 f"opened the person record {sid} of someone sharing their surname and home postcode"

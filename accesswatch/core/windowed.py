@@ -80,8 +80,9 @@ def out_of_area(rule: r.OutOfArea, ctx: EventContext, st: UserState) -> Firing |
         return None
     window = seconds(rule.window)
     current = _insert(st, rule.id, (ctx.t, ctx.event.event_id, ctx.sid, True), window)
+    lookup = ctx.ref.subjects.lookup
     areas = sorted(
-        {ctx.ref.subjects[e[2]].area or "?" for e in current if e[2] in ctx.ref.subjects}
+        {s.area or "?" for e in current if e[2] and (s := lookup(e[2])) is not None}
     )
     distinct = len({e[2] for e in current})
     if distinct < rule.min_distinct:

@@ -1,0 +1,382 @@
+"""Columnar tables for reference data: arrays of numbers, blobs of bytes, an index by id.
+
+A force's records system holds millions of people; a Python object per record
+costs about a kilobyte each.  Here a record kind is a ``Table``: one NumPy array
+per column, its ids and variable-length payloads in byte blobs, and an index by
+id.  Nothing per record is a Python object, so 5,000,000 subjects take about
+60 bytes each.
+
+A table has two parts:
+
+- **the base**: rows ``[0, base_n)``, sorted by the 64-bit fingerprint of
+  their id, so the fingerprint column *is* the index (a binary search).  It is
+  built in one go (``freeze``) and can be written to a snapshot and
+  memory-mapped back (``save`` / ``load``).
+- **the tail**: rows appended since, found through a dict of their ids.
+
+An update to a known id writes its row in place and a tombstone clears the
+row's ``alive`` flag, in either part; only new ids are appended.  ``freeze``
+folds the tail into a new base, dropping dead rows, when the tail grows past
+``max(TAIL_MIN, base_n // 2)`` rows.
+
+While ``loading`` (a cold read of a whole topic, or a file), rows are only
+appended, with no index at all; the same id may appear many times and
+tombstones are rows too.  ``freeze`` then keeps each id's last row, if alive.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+TAIL_MIN = 100_000  # tail rows before a table folds them into its base
+GATHER_BYTES = 1 << 20  # bytes per step when a blob is rebuilt (bounds the temporaries)
+_SIGN = 1 << 63
+
+
+def fingerprint(data: bytes) -> int:
+    """A 64-bit fingerprint of an id (signed, to fit int64), stable across processes.
+
+    It only narrows a search: every match is checked against the id itself.
+    """
+    return ((zlib.crc32(data) << 32) | zlib.adler32(data)) - _SIGN
+
+
+def key_of(text: str | None) -> int:
+    """A 64-bit key for a normalised surname or postcode; 0 for none.
+
+    Rules only ask whether two are equal, so the text itself is never held
+    (nor written to a snapshot).  A keyed BLAKE2b: a false "same postcode"
+    would be a false alert, so a checksum will not do.
+    """
+    if not text:
+        return 0
+    key = int.from_bytes(hashlib.blake2b(text.encode("utf-8", "surrogatepass"),
+                                         digest_size=8, person=b"aw-ref-key").digest(),
+                         "little", signed=True)
+    return key or 1
+
+
+class Blob:
+    """Bytes appended and read back by (offset, length): a base (bytes, or a
+    memory-mapped file) plus a tail that grows."""
+
+    __slots__ = ("base", "base_len", "tail")
+
+    def __init__(self, base: Any = b"") -> None:
+        self.base = base
+        self.base_len = len(base)
+        self.tail = bytearray()
+
+    def append(self, data: bytes) -> int:
+        at = self.base_len + len(self.tail)
+        self.tail += data
+        return at
+
+    def get(self, at: int, length: int) -> bytes:
+        if at < self.base_len:
+            return bytes(self.base[at:at + length])
+        at -= self.base_len
+        return bytes(self.tail[at:at + length])
+
+    def array(self) -> np.ndarray:
+        """All of it as one uint8 array (a copy only when there is a tail)."""
+        base = np.frombuffer(self.base, dtype=np.uint8) if self.base_len else \
+            np.zeros(0, np.uint8)
+        if not self.tail:
+            return base
+        return np.concatenate([base, np.frombuffer(self.tail, dtype=np.uint8)])
+
+    def __len__(self) -> int:
+        return self.base_len + len(self.tail)
+
+
+def gather(blob: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> tuple[bytes, np.ndarray]:
+    """The slices ``blob[s:s+l]`` back to back, and where each now starts; about
+    ``GATHER_BYTES`` at a time, so the temporaries stay a few MB whatever the size."""
+    out, new_starts, at = [], np.empty(len(starts), np.int64), 0
+    mean = int(lengths.mean()) if len(lengths) else 1
+    step = max(1024, GATHER_BYTES // max(1, mean))
+    for lo in range(0, len(starts), step):
+        s, ln = starts[lo:lo + step], lengths[lo:lo + step].astype(np.int64)
+        ends = np.cumsum(ln)
+        firsts = ends - ln
+        new_starts[lo:lo + len(s)] = firsts + at
+        total = int(ends[-1]) if len(ends) else 0
+        positions = np.repeat(s - firsts, ln)
+        positions += np.arange(total, dtype=np.int64)
+        out.append(blob[positions].tobytes())
+        at += total
+    return b"".join(out), new_starts
+
+
+class Table:
+    """One record kind: named columns, ids, payloads, the index; a single writer.
+
+    ``columns``: name → NumPy dtype of the caller's columns.  Every table also
+    has ``fp`` (the id's fingerprint), ``alive``, ``id_at``/``id_len`` (into
+    ``ids``) and, with ``payload``, ``pl_at``/``pl_len`` (into ``payloads``).
+    """
+
+    def __init__(self, columns: dict[str, str], *, payload: bool = False) -> None:
+        self.dtypes: dict[str, np.dtype] = {
+            "fp": np.dtype(np.int64), "alive": np.dtype(np.uint8),
+            "id_at": np.dtype(np.int64), "id_len": np.dtype(np.int32),
+            **({"pl_at": np.dtype(np.int64), "pl_len": np.dtype(np.int32)} if payload else {}),
+            **{name: np.dtype(t) for name, t in columns.items()},
+        }
+        self.payload = payload
+        self.n = 0  # rows, dead ones included
+        self.base_n = 0
+        self.live = 0  # rows alive (kept exactly outside loading)
+        self.loading = False
+        self.ids = Blob()
+        self.payloads = Blob()
+        self.recent: dict[str, int] = {}  # tail rows by id
+        self.cols: dict[str, np.ndarray] = {}
+        self.mv: dict[str, memoryview] = {}
+        self._resize(1024)
+
+    # ---- storage -------------------------------------------------------------
+    def _resize(self, capacity: int) -> None:
+        for name, dtype in self.dtypes.items():
+            new = np.zeros(capacity, dtype)
+            old = self.cols.get(name)
+            if old is not None:
+                new[:self.n] = old[:self.n]
+            self.cols[name] = new
+        self._views()
+
+    def _views(self) -> None:
+        self.mv = {name: a.data for name, a in self.cols.items()}
+        self.capacity = len(self.cols["fp"])
+
+    def id_at(self, row: int) -> str:
+        mv = self.mv
+        return self.ids.get(mv["id_at"][row], mv["id_len"][row]).decode("utf-8", "surrogatepass")
+
+    def payload_at(self, row: int) -> bytes:
+        mv = self.mv
+        return self.payloads.get(mv["pl_at"][row], mv["pl_len"][row])
+
+    # ---- index ---------------------------------------------------------------
+    def find(self, key: str) -> int:
+        """The row holding ``key`` (alive or not), or -1.  Not while loading."""
+        row = self.recent.get(key)
+        if row is not None:
+            return row
+        if not self.base_n:
+            return -1
+        data = key.encode("utf-8", "surrogatepass")
+        f = fingerprint(data)
+        fps = self.mv["fp"]
+        i = bisect.bisect_left(fps, f, 0, self.base_n)
+        mv, ids = self.mv, self.ids
+        while i < self.base_n and fps[i] == f:
+            if ids.get(mv["id_at"][i], mv["id_len"][i]) == data:
+                return i
+            i += 1
+        return -1
+
+    def row_alive(self, key: str) -> int:
+        row = self.find(key)
+        return row if row >= 0 and self.mv["alive"][row] else -1
+
+    # ---- changes -------------------------------------------------------------
+    def append(self, key: str, values: dict[str, Any], payload: bytes = b"",
+               alive: bool = True) -> int:
+        """A new row for ``key``; outside loading, only for an id not held."""
+        row = self.n
+        if row >= self.capacity:  # also after ``load``: its fingerprints are mapped read-only
+            self._resize(max(1024, row + row // 2))
+        data = key.encode("utf-8", "surrogatepass")
+        cols = self.cols
+        cols["fp"][row] = fingerprint(data)
+        cols["id_at"][row] = self.ids.append(data)
+        cols["id_len"][row] = len(data)
+        self.n = row + 1
+        self._write(row, values, payload, alive)
+        if not self.loading:
+            self.recent[key] = row
+        return row
+
+    def write(self, row: int, values: dict[str, Any], payload: bytes = b"",
+              alive: bool = True) -> None:
+        """Overwrite ``row`` in place (an update, or a tombstone with ``alive=False``)."""
+        self._write(row, values, payload, alive)
+
+    def _write(self, row: int, values: dict[str, Any], payload: bytes, alive: bool) -> None:
+        cols = self.cols
+        was = bool(cols["alive"][row])
+        cols["alive"][row] = alive
+        if not self.loading:
+            self.live += int(alive) - int(was)
+        for name, value in values.items():
+            cols[name][row] = value
+        if self.payload and alive:
+            cols["pl_at"][row] = self.payloads.append(payload)
+            cols["pl_len"][row] = len(payload)
+
+    def wants_freeze(self) -> bool:
+        return self.n - self.base_n > max(TAIL_MIN, self.base_n // 2)
+
+    def freeze(self) -> None:
+        """Fold the tail (or everything loaded) into a new base sorted by fingerprint,
+        keeping each id's last row and dropping dead ones."""
+        n = self.n
+        fps = self.cols["fp"][:n]
+        order = np.argsort(fps, kind="stable")  # equal fingerprints stay in row order
+        sorted_fps = fps[order]
+        last = np.ones(n, bool)
+        if n:
+            last[:-1] = sorted_fps[1:] != sorted_fps[:-1]
+        runs = np.flatnonzero(~last)
+        if len(runs):  # the same fingerprint on several rows: the same id again, mostly
+            self._resolve_runs(order, sorted_fps, last, runs)
+        keep_sorted = last & (self.cols["alive"][:n][order] == 1)
+        keep = order[keep_sorted]
+        cols = {name: self.cols[name][:n][keep] for name in self.dtypes}
+        ids, cols["id_at"] = gather(self.ids.array(), cols["id_at"], cols["id_len"])
+        self.ids = Blob(ids)
+        if self.payload:
+            payloads, cols["pl_at"] = gather(self.payloads.array(), cols["pl_at"],
+                                             cols["pl_len"])
+            self.payloads = Blob(payloads)
+        self._adopt(cols, len(keep))
+
+    def _resolve_runs(self, order: np.ndarray, sorted_fps: np.ndarray, last: np.ndarray,
+                      runs: np.ndarray) -> None:
+        """Within each run of equal fingerprints keep only the last row of each id."""
+        i = 0
+        while i < len(runs):
+            start = int(runs[i])
+            end = start
+            while i < len(runs) and int(runs[i]) == end:
+                end += 1
+                i += 1
+            seen: set[bytes] = set()
+            for j in range(end, start - 1, -1):  # later rows (higher positions) win
+                row = int(order[j])
+                data = self.ids.get(int(self.cols["id_at"][row]), int(self.cols["id_len"][row]))
+                last[j] = data not in seen
+                seen.add(data)
+
+    def _adopt(self, cols: dict[str, np.ndarray], n: int) -> None:
+        capacity = max(1024, n + n // 8)
+        self.cols = {}
+        for name, dtype in self.dtypes.items():
+            a = np.zeros(capacity, dtype)
+            a[:n] = cols[name]
+            self.cols[name] = a
+        self.n = self.base_n = self.live = n
+        self.recent = {}
+        self.loading = False
+        self._views()
+
+    def alive_rows(self) -> np.ndarray:
+        return np.flatnonzero(self.cols["alive"][:self.n])
+
+    def keys(self) -> Iterator[str]:
+        for row in self.alive_rows():
+            yield self.id_at(int(row))
+
+    # ---- snapshots -----------------------------------------------------------
+    def save(self, directory: Path, name: str) -> dict[str, Any]:
+        """Write the frozen table to ``directory`` (call ``freeze`` first); its manifest entry."""
+        assert self.n == self.base_n, "freeze before saving"
+        files = {}
+        for col in self.dtypes:
+            files[col] = f"{name}.{col}.npy"
+            np.save(directory / files[col], self.cols[col][:self.n])
+        for blob, attr in (("ids", self.ids), ("payloads", self.payloads)):
+            files[blob] = f"{name}.{blob}.bin"
+            (directory / files[blob]).write_bytes(bytes(attr.base))
+        return {"rows": self.n, "files": files}
+
+    def load(self, directory: Path, entry: dict[str, Any]) -> None:
+        """The table as ``save`` wrote it: the fingerprints and blobs memory-mapped
+        (shared by every worker on the host), the columns it changes read in."""
+        files, n = entry["files"], int(entry["rows"])
+        cols = {}
+        for col, dtype in self.dtypes.items():
+            a = np.load(directory / files[col], mmap_mode="r")
+            if a.dtype != dtype or a.shape != (n,):
+                raise ValueError(f"{files[col]}: {a.dtype}{a.shape}, expected {dtype}({n},)")
+            cols[col] = a
+        self._adopt(cols, n)
+        self.cols["fp"] = cols["fp"]  # never written: it stays mapped, not copied
+        self._views()
+        self.live = int(np.count_nonzero(self.cols["alive"][:n]))
+        self.ids = Blob(_map(directory / files["ids"]))
+        self.payloads = Blob(_map(directory / files["payloads"]))
+
+
+def _map(path: Path) -> Any:
+    import mmap
+
+    size = path.stat().st_size
+    if not size:
+        return b""
+    with path.open("rb") as f:
+        return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+
+
+class Lookup:
+    """A secondary index: a 64-bit key → rows of a table, for candidates only.
+
+    Built in one go from arrays (``build``), then added to as rows change; rows
+    that no longer match are never removed here, so the caller checks each
+    candidate against the row itself.
+    """
+
+    def __init__(self) -> None:
+        self.keys = np.zeros(0, np.int64)
+        self.rows = np.zeros(0, np.int32)
+        self._keys_mv = self.keys.data
+        self.added: dict[int, set[int]] = {}
+
+    def build(self, keys: np.ndarray, rows: np.ndarray) -> None:
+        order = np.argsort(keys, kind="stable")
+        self.keys, self.rows = keys[order].astype(np.int64), rows[order].astype(np.int32)
+        self._keys_mv = self.keys.data
+        self.added = {}
+
+    def adopt(self, keys: np.ndarray, rows: np.ndarray) -> None:
+        self.keys, self.rows = keys, rows
+        self._keys_mv = keys.data
+        self.added = {}
+
+    def add(self, key: int, row: int) -> None:
+        if key:
+            self.added.setdefault(key, set()).add(row)
+
+    def candidates(self, key: int) -> list[int]:
+        keys = self._keys_mv
+        i = j = bisect.bisect_left(keys, key)
+        n = len(keys)
+        while j < n and keys[j] == key:
+            j += 1
+        out = [int(r) for r in self.rows[i:j]] if j > i else []
+        extra = self.added.get(key)
+        if extra:
+            out.extend(extra)
+        return out
+
+    def save(self, directory: Path, name: str) -> dict[str, str]:
+        files = {"keys": f"{name}.keys.npy", "rows": f"{name}.rows.npy"}
+        np.save(directory / files["keys"], self.keys)
+        np.save(directory / files["rows"], self.rows)
+        return files
+
+    def load(self, directory: Path, files: dict[str, str]) -> None:
+        keys = np.load(directory / files["keys"], mmap_mode="r")
+        rows = np.load(directory / files["rows"], mmap_mode="r")
+        if keys.dtype != np.int64 or rows.dtype != np.int32 or keys.shape != rows.shape:
+            raise ValueError(f"{files['keys']}: does not match {files['rows']}")
+        self.adopt(keys, rows)

@@ -1,0 +1,164 @@
+"""Compact reference tables: a bulk load, live changes after it, and snapshots.
+
+Every lookup the rules use must answer the same from a bulk load, from the
+same records applied one by one, and from a snapshot mapped back in; a
+snapshot that is corrupt or of another format is refused in one line.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from accesswatch.contract.reference import Case, DutyPeriod
+from accesswatch.contract.timestamps import format_ts
+from accesswatch.reference import ReferenceData, SnapshotError
+from accesswatch.refstore import Table
+from tests.core.force import HOUR, T0, build_force, person, staff
+
+IDS = ("u1", "u2", "hq1", "nobody")
+SUBJECTS = ("P-U1", "P-FAM", "P-NB", "P-U2", "P-STAFF", "P-VIP", "P-VIC", "P-X", "missing")
+
+
+def answers(ref: ReferenceData) -> dict[str, object]:
+    """What the rules can ask, for a fixed set of ids."""
+    out: dict[str, object] = {"sizes": ref.sizes()}
+    for uid in IDS:
+        roster = ref.roster(uid)
+        out[f"staff:{uid}"] = ref.staff.get(uid)
+        out[f"roster:{uid}"] = roster and (roster.periods, roster.covers(T0 + HOUR, 0))
+    for sid in SUBJECTS:
+        out[f"subject:{sid}"] = ref.subjects.get(sid)
+        out[f"owner:{sid}"] = ref.staff_person_owner(sid)
+        out[f"cases:{sid}"] = ref.cases_listing(sid)
+    out["areas"] = [ref.is_area(a) for a in ("North", "South", "Force HQ")]
+    out["all_subjects"] = sorted(ref.subjects)
+    return out
+
+
+def bulk(one_by_one: ReferenceData) -> ReferenceData:
+    """The same records through a bulk load (append only, indexed once at the end)."""
+    records = _records()
+    ref = ReferenceData()
+    ref.begin_load()
+    for kind, key, rec in records:
+        ref.apply(kind, key, rec)
+    ref.freeze()
+    return ref
+
+
+def _records() -> list[tuple[str, str, object]]:
+    out: list[tuple[str, str, object]] = []
+
+    class Spy(ReferenceData):
+        def apply(self, kind: str, key: str, record: object) -> None:
+            out.append((kind, key, record))
+            super().apply(kind, key, record)
+
+    import tests.core.force as force
+
+    real = force.ReferenceData
+    force.ReferenceData = Spy  # type: ignore[misc]
+    try:
+        build_force()
+    finally:
+        force.ReferenceData = real  # type: ignore[misc]
+    return out
+
+
+def test_bulk_load_answers_as_records_applied_one_by_one() -> None:
+    live = build_force()
+    assert answers(bulk(live)) == answers(live)
+
+
+def test_a_bulk_load_keeps_each_ids_last_record_and_drops_tombstones() -> None:
+    ref = ReferenceData()
+    ref.begin_load()
+    ref.apply("subject", "P1", person("P1", "Old", "LS1 1AA"))
+    ref.apply("subject", "P2", person("P2", "Gone", "LS1 1AA"))
+    ref.apply("subject", "P1", person("P1", "New", "LS2 2BB"))
+    ref.apply("subject", "P2", None)
+    ref.freeze()
+    assert ref.sizes()["subject"] == 1 and "P2" not in ref.subjects
+    assert ref.subjects["P1"] == ReferenceData._subject_at(ref, ref.tables["subject"].find("P1"),
+                                                            "P1")
+    fresh = ReferenceData()
+    fresh.apply("subject", "P1", person("P1", "New", "LS2 2BB"))
+    assert ref.subjects["P1"] == fresh.subjects["P1"]
+
+
+def test_snapshot_round_trip_then_live_changes(tmp_path: Path) -> None:
+    ref = build_force()
+    ref.save(tmp_path / "snap", {"offsets": {"ref.staff:0": 7}})
+    back = ReferenceData()
+    assert back.restore(tmp_path / "snap") == {"offsets": {"ref.staff:0": 7}}
+    assert answers(back) == answers(ref)
+    # Changes after the restore apply in place, to mapped rows and new ones alike.
+    for r in (ref, back):
+        r.apply("subject", "P-NB", person("P-NB", "Smith", "LS1 4AP"))  # now family
+        r.apply("subject", "P-NEW", person("P-NEW", "Zed", "LS9 9ZZ", flags=["vip"]))
+        r.apply("staff", "u2", None)
+        r.apply("case", "C-OPEN", Case(case_ref="C-OPEN", status="open",
+                                       assigned_users=["u1"], subject_ids=["P-NEW"]))
+        r.apply("duty", "OT-1", DutyPeriod(duty_id="OT-1", user_id="u1",
+                                           start=format_ts(T0 - 2 * HOUR),
+                                           end=format_ts(T0 + 14 * HOUR)))
+        r.apply("staff", "u9", staff("u9", "New", "LS9 9ZZ", person_id="P-NEW"))
+    assert answers(back) == answers(ref)
+    assert back.staff_person_owner("P-NEW") == "u9" and back.cases_listing("P-VIC") == {"C-OTHER"}
+    # And a second snapshot of the changed state reads back the same again.
+    back.save(tmp_path / "snap", {"n": 2})
+    again = ReferenceData()
+    assert again.restore(tmp_path / "snap") == {"n": 2}
+    assert answers(again) == answers(ref)
+
+
+def test_snapshot_holds_no_surname_or_postcode(tmp_path: Path) -> None:
+    build_force().save(tmp_path / "snap", {})
+    blob = b"".join(p.read_bytes() for p in (tmp_path / "snap").iterdir())
+    for text in (b"Smith", b"smith", b"LS14AP", b"LS1 4AP", b"Patel"):
+        assert text not in blob
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "manifest", "format", "missing"])
+def test_a_damaged_snapshot_is_refused_in_one_line(tmp_path: Path, damage: str) -> None:
+    snap = tmp_path / "snap"
+    build_force().save(snap, {})
+    target = snap / "subject.fp.npy"
+    if damage == "flip":
+        data = bytearray(target.read_bytes())
+        data[-3] ^= 0xFF
+        target.write_bytes(bytes(data))
+    elif damage == "truncate":
+        target.write_bytes(target.read_bytes()[:-8])
+    elif damage == "manifest":
+        (snap / "manifest.json").write_text("{not json")
+    elif damage == "format":
+        text = (snap / "manifest.json").read_text()
+        (snap / "manifest.json").write_text(text.replace("reference-snapshot/1",
+                                                         "reference-snapshot/0"))
+    else:
+        target.unlink()
+    ref = ReferenceData()
+    with pytest.raises(SnapshotError) as e:
+        ref.restore(snap)
+    assert "\n" not in str(e.value) and str(snap) in str(e.value)
+    assert ref.sizes() == {"staff": 0, "subject": 0, "case": 0, "duty": 0}  # left empty
+
+
+def test_a_table_folds_its_tail_and_finds_every_id() -> None:
+    t = Table({"v": "i8"})
+    for i in range(3000):
+        t.append(f"id-{i}", {"v": i})
+    t.freeze()
+    for i in range(0, 3000, 2):  # updates in place, tombstones, and new ids after
+        t.write(t.find(f"id-{i}"), {"v": -i})
+    t.write(t.find("id-1"), {}, alive=False)
+    t.append("late", {"v": 99})
+    assert t.live == 3000 and t.row_alive("id-1") == -1
+    t.freeze()
+    assert t.n == t.live == 3000 and t.find("id-1") == -1
+    assert all(t.cols["v"][t.find(f"id-{i}")] == (-i if i % 2 == 0 else i)
+               for i in range(2, 3000))
+    assert t.cols["v"][t.find("late")] == 99 and t.find("never") == -1
