@@ -37,7 +37,7 @@ from accesswatch.contract.reference import (
     normalise_postcode,
     normalise_surname,
 )
-from accesswatch.contract.timestamps import parse_ts
+from accesswatch.contract.timestamps import parse_ts_recent
 from accesswatch.errors import InvalidRecord, UsageError
 from accesswatch.refstore import Lookup, Table, fingerprint, key_of
 
@@ -249,6 +249,8 @@ class ReferenceData:
         self.areas, self.flagsets = Pool(), Pool([frozenset()])
         self._area_counts: Counter[int] = Counter()
         self._by_person, self._by_subject, self._by_user = Lookup(), Lookup(), Lookup()
+        # (subject key, row) of each case read while loading: 16 bytes a pair, no object
+        self._case_pairs = (array("q"), array("q"))
         self.staff: RecordView[Staff] = RecordView(self.tables["staff"], self._staff_at,
                                                    CACHE["staff"])
         self.subjects: RecordView[Subject] = RecordView(self.tables["subject"],
@@ -348,7 +350,12 @@ class ReferenceData:
             if record is None:
                 t.append(key, {}, alive=False)
             else:
-                t.append(key, *self._row(kind, record))
+                row = t.append(key, *self._row(kind, record))
+                if kind == "case":  # its subjects, for the index built at ``freeze``
+                    keys, rows = self._case_pairs
+                    for sid in record.subject_ids:  # a repeat costs a pair, no more
+                        keys.append(fingerprint(sid.encode("utf-8", "surrogatepass")))
+                        rows.append(row)
             return
         row = t.find(key)
         if kind == "subject" and row >= 0 and t.mv["alive"][row]:
@@ -374,26 +381,27 @@ class ReferenceData:
             flags = frozenset(f.strip().casefold() for f in rec.flags) if rec.flags else \
                 frozenset()
             return {"type": SUBJECT_TYPES.index(rec.subject_type),
-                    "surname_key": key_of(normalise_surname(rec.surname)),
-                    "postcode_key": key_of(normalise_postcode(rec.postcode)),
+                    "surname_key": _surname_key(rec.surname),
+                    "postcode_key": _postcode_key(rec.postcode),
                     "area": self.areas.code(rec.area) if rec.area else -1,
                     "flags": self.flagsets.code(flags)}, b""
         if kind == "staff":
             person = rec.person_id or None
-            return {"surname_key": key_of(normalise_surname(rec.surname)),
-                    "postcode_key": key_of(normalise_postcode(rec.home_postcode)),
+            return {"surname_key": _surname_key(rec.surname),
+                    "postcode_key": _postcode_key(rec.home_postcode),
                     "person_key": fingerprint(person.encode("utf-8", "surrogatepass"))
                     if person else 0,
-                    "last_active": parse_ts(rec.last_active) if rec.last_active else math.nan,
+                    "last_active": parse_ts_recent(rec.last_active) if rec.last_active
+                    else math.nan,
                     }, _encode((person, rec.role, rec.unit, rec.area, rec.status))
         if kind == "case":
             return {"open": rec.status == "open",
-                    "opened": parse_ts(rec.opened_at) if rec.opened_at else math.nan,
-                    "closed": parse_ts(rec.closed_at) if rec.closed_at else math.nan,
-                    }, _encode((rec.area, _unique(rec.assigned_users), _unique(rec.subject_ids)))
+                    "opened": parse_ts_recent(rec.opened_at) if rec.opened_at else math.nan,
+                    "closed": parse_ts_recent(rec.closed_at) if rec.closed_at else math.nan,
+                    }, _encode((rec.area, rec.assigned_users, rec.subject_ids))
         user = rec.user_id.encode("utf-8", "surrogatepass")
-        return {"user_key": fingerprint(user), "start": parse_ts(rec.start),
-                "end": parse_ts(rec.end)}, user
+        return {"user_key": fingerprint(user), "start": parse_ts_recent(rec.start),
+                "end": parse_ts_recent(rec.end)}, user
 
     def _index(self, kind: str, row: int, rec: Any) -> None:
         """Keep the secondary indexes in step with one row just written."""
@@ -430,7 +438,8 @@ class ReferenceData:
                   "duty": self._by_user}.get(kind)
         if t.n == t.base_n == t.live and not t.loading and not (lookup and lookup.added):
             return  # nothing to fold: no new rows, none dead, no index added to
-        t.freeze()
+        old_n = t.n
+        keep = t.freeze()
         n = t.n
         if kind == "subject":
             areas = t.cols["area"][:n]
@@ -444,21 +453,16 @@ class ReferenceData:
             self.staff.cache.clear()
             self._owners.clear()
         elif kind == "case":
-            self._by_subject.build(*self._case_subject_pairs(t))
+            old_to_new = np.full(old_n, -1, np.int64)
+            old_to_new[keep] = np.arange(n)
+            pair_keys, pair_rows = self._case_pairs
+            self._by_subject.remap(old_to_new, np.frombuffer(pair_keys, np.int64),
+                                   np.frombuffer(pair_rows, np.int64))
+            self._case_pairs = (array("q"), array("q"))
             self.cases.cache.clear()
         else:
             self._by_user.build(t.cols["user_key"][:n], np.arange(n))
             self._rosters.clear()
-
-    @staticmethod
-    def _case_subject_pairs(t: Table) -> tuple[np.ndarray, np.ndarray]:
-        keys, rows = array("q"), array("i")  # 12 bytes a pair, no object each
-        for row in range(t.n):
-            _, _, subjects = _case_payload.decode(t.payload_at(row))
-            for sid in subjects:
-                keys.append(fingerprint(sid.encode("utf-8", "surrogatepass")))
-                rows.append(row)
-        return np.frombuffer(keys, np.int64), np.frombuffer(rows, np.int32)
 
     # ---- snapshots -----------------------------------------------------------
     LOOKUPS = ("by_person", "by_subject", "by_user")
@@ -546,8 +550,23 @@ class ReferenceData:
         self.__init__()  # type: ignore[misc]
 
 
-def _unique(values: list[str]) -> list[str]:
-    return list(dict.fromkeys(values)) if len(values) > 1 else values
+class _KeyMemo(dict[str | None, int]):
+    """``key_of(normalise(text))`` by the text as given: surnames and postcodes repeat,
+    and a key costs about a microsecond.  Emptied when it reaches ``size``."""
+
+    def __init__(self, normalise: Callable[[str | None], str | None], size: int) -> None:
+        super().__init__()
+        self.normalise, self.size = normalise, size
+
+    def __missing__(self, text: str | None) -> int:
+        if len(self) >= self.size:
+            self.clear()
+        key = self[text] = key_of(self.normalise(text))
+        return key
+
+
+_surname_key = _KeyMemo(normalise_surname, 200_000).__getitem__
+_postcode_key = _KeyMemo(normalise_postcode, 200_000).__getitem__
 
 
 class SnapshotError(Exception):

@@ -449,7 +449,7 @@ make bench        # python -m benchmarks.run: backtest, model, then the live run
 `--no-live-model` leaves out the rules + model worker and every part that uses it
 (two workers, latency, memory, the live delivery runs' model worker); `--no-delivery` the
 out-of-order delivery section; `--console-events 0` the console at scale; `--no-national`
-reference data at national scale (its padded reference directory, about 1.5 GB at the
+reference data at national scale (its padded reference directory, about 1 GB at the
 default size, is cached beside the forces and made once). This run took
 {r['wall_seconds'] / 60:.0f} minutes.
 

@@ -37,20 +37,55 @@ _FIELDS = ("threshold", "odd_threshold", "median", "scale", "peer_median", "peer
 
 def load_served_model(path: Path, timeout: float = TIMEOUT) -> AnomalyModel:
     """``path`` checked and flattened by a child process; raises ``ModelError`` saying why not."""
-    with tempfile.TemporaryDirectory(prefix="accesswatch-model-") as tmp:
-        out = Path(tmp) / "model.npz"
+    return start_served_model(path, timeout).result()
+
+
+def start_served_model(path: Path, timeout: float = TIMEOUT) -> PendingModel:
+    """Start checking ``path`` in a child process; ``result()`` waits for it.
+
+    A worker starts it first and does its own start-up meanwhile (about 2 s of
+    the child's time is loading scikit-learn)."""
+    return PendingModel(path, timeout)
+
+
+class PendingModel:
+    """A model being checked and flattened by a child process."""
+
+    def __init__(self, path: Path, timeout: float) -> None:
+        self.path, self.timeout = path, timeout
+        self._tmp = tempfile.TemporaryDirectory(prefix="accesswatch-model-")
+        self.out = Path(self._tmp.name) / "model.npz"
+        self.proc = subprocess.Popen([sys.executable, "-m", "models.served", str(path),
+                                      str(self.out)], stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
+
+    def cancel(self) -> None:
+        """Stop the child (the worker stopped first, say on a bad rule pack)."""
+        self.proc.kill()
+        self.proc.communicate()
+        self._tmp.cleanup()
+
+    def result(self) -> AnomalyModel:
+        """The model, or ``ModelError`` saying why not."""
+        path = self.path
         try:
-            done = subprocess.run([sys.executable, "-m", "models.served", str(path), str(out)],
-                                  capture_output=True, text=True, timeout=timeout, check=False)
-        except subprocess.TimeoutExpired:
-            raise ModelError(f"{path}: checking the model took over {timeout:.0f} s") from None
-        said = done.stderr.strip().splitlines()
-        if done.returncode == REFUSED and said:
-            raise ModelError(said[-1])
-        if done.returncode != 0:
-            last = said[-1] if said else "no message"
-            raise ModelError(f"{path}: the model checker failed (exit {done.returncode}: {last})")
-        return read_flat(out)
+            try:
+                _, stderr = self.proc.communicate(timeout=self.timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.communicate()
+                raise ModelError(f"{path}: checking the model took over {self.timeout:.0f} s"
+                                 ) from None
+            said = stderr.strip().splitlines()
+            if self.proc.returncode == REFUSED and said:
+                raise ModelError(said[-1])
+            if self.proc.returncode != 0:
+                last = said[-1] if said else "no message"
+                raise ModelError(f"{path}: the model checker failed "
+                                 f"(exit {self.proc.returncode}: {last})")
+            return read_flat(self.out)
+        finally:
+            self._tmp.cleanup()
 
 
 def write_flat(model: AnomalyModel, out: Path) -> None:

@@ -170,7 +170,7 @@ class Pipeline:
         """
         log.info("stopping after %s", ", ".join(f"{n:,} {what}" for what, n
                                                  in self.checkpoint.totals.items()))
-        if self.feed._changed:
+        if self.feed.unsaved:
             try:
                 await self.feed.snapshot("stop")
             except Exception as e:  # the stop goes on: the next start reads more of the topics

@@ -58,6 +58,14 @@ class ReferenceFeed:
         self._changed = 0  # records applied since the last snapshot
         self._snapshot_at = time.monotonic()
         self._writing: asyncio.Lock | None = None
+        for kind in self.kind_of.values():  # every series from the start, at 0
+            for op in ("upsert", "tombstone", "invalid"):
+                metrics.reference_update(kind, op)
+
+    @property
+    def unsaved(self) -> int:
+        """Records applied since the last snapshot."""
+        return self._changed
 
     async def run(self) -> None:
         """Read for ever; if the client fails, start a new one where the last stopped."""
@@ -76,8 +84,9 @@ class ReferenceFeed:
     async def _read(self) -> None:
         consumer = AIOKafkaConsumer(**aiokafka_options(self.settings), group_id=None,
                                     enable_auto_commit=False, auto_offset_reset="earliest",
-                                    max_partition_fetch_bytes=1024 * 1024,
-                                    fetch_max_bytes=8 * 1024 * 1024)
+                                    # a cold read takes one partition at a time
+                                    max_partition_fetch_bytes=8 * 1024 * 1024,
+                                    fetch_max_bytes=16 * 1024 * 1024)
         await consumer.start()
         # Reference topics are quiet once read: polling them every 10 ms took about 5% of
         # a busy worker's event loop (on brokers that answer an empty fetch at once).
@@ -87,36 +96,51 @@ class ReferenceFeed:
                    for p in range(self.partitions.get(topic, 0))]
             consumer.assign(tps)
             ends = await consumer.end_offsets(tps)
-            if not self.ready.is_set() and not self.positions:
-                self._start(ends)
-            for tp in tps:
-                if tp in self.positions:
-                    consumer.seek(tp, self.positions[tp])
-                else:
-                    await consumer.seek_to_beginning(tp)
-            behind = {tp for tp in tps if ends[tp] > self.positions.get(tp, 0)}
-            started = time.monotonic()
             if not self.ready.is_set():
+                if not self.positions:
+                    self._start(ends)
+                started = time.monotonic()
                 log.info("reference data: reading %d partitions of %d topics, %d records",
                          len(tps), len(self.kind_of),
-                         sum(ends[tp] - self.positions.get(tp, 0) for tp in tps))
+                         sum(max(0, ends[tp] - self.positions.get(tp, 0)) for tp in tps))
+                for tp in tps:
+                    await self._catch_up(consumer, tp, ends[tp])
+                consumer.assign(tps)
+            for tp in tps:
+                await self._seek(consumer, tp)
+            if not self.ready.is_set():
+                await self._caught_up(time.monotonic() - started)
             while True:
-                if not behind and not self.ready.is_set():
-                    await self._caught_up(time.monotonic() - started)
                 batches = await consumer.getmany(timeout_ms=500, max_records=10_000)
-                for tp, records in batches.items():
-                    self._apply(tp.topic, records)
-                    self.positions[tp] = records[-1].offset + 1
-                    self._changed += len(records)
-                for tp in list(behind):
-                    if await consumer.position(tp) >= ends[tp]:
-                        behind.discard(tp)
-                if batches:
-                    self._gauge_sizes()
-                if self.ready.is_set() and self._snapshot_due():
+                self._apply_batches(batches)
+                if self._snapshot_due():
                     await self.snapshot("interval")
         finally:
             await consumer.stop()
+
+    async def _seek(self, consumer: AIOKafkaConsumer, tp: TopicPartition) -> None:
+        if tp in self.positions:
+            consumer.seek(tp, self.positions[tp])
+        else:
+            await consumer.seek_to_beginning(tp)
+
+    async def _catch_up(self, consumer: AIOKafkaConsumer, tp: TopicPartition, end: int) -> None:
+        """Read one partition up to ``end``, alone: a broker may answer a fetch with all
+        it has of each partition asked for, and one partition at a time bounds that."""
+        if self.positions.get(tp, 0) >= end:
+            return
+        consumer.assign([tp])
+        await self._seek(consumer, tp)
+        while await consumer.position(tp) < end:
+            self._apply_batches(await consumer.getmany(tp, timeout_ms=500, max_records=10_000))
+
+    def _apply_batches(self, batches: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        for tp, records in batches.items():
+            self._apply(tp.topic, records)
+            self.positions[tp] = records[-1].offset + 1
+            self._changed += len(records)
+        if batches:
+            self._gauge_sizes()
 
     # ---- snapshots -------------------------------------------------------------
     def _meta(self) -> dict[str, Any]:

@@ -39,17 +39,28 @@ def run_worker(settings: Settings) -> int:
         if given is not None and not given.is_file():  # said now, not after a slow load
             what = "is a directory" if given.is_dir() else "no such file"
             raise UsageError(f"{given}: {what} ({setting}); give an existing file")
-    rules = load_rules(settings.rules_path)  # a bad pack stops here: file, line, rule id
+    pending = None
+    if settings.model_path is not None:
+        from models.served import start_served_model
+
+        # Checked and flattened in a child process (scikit-learn never loads in a worker),
+        # while this one loads the rules and its own modules.
+        pending = start_served_model(settings.model_path)
+    try:
+        rules = load_rules(settings.rules_path)  # a bad pack stops here: file, line, rule id
+    except BaseException:
+        if pending is not None:
+            pending.cancel()
+        raise
     log.info("rule pack %s: %d active rules, version %s", rules.source, len(rules.active),
              rules.version)
     for warning in rules.warnings:  # allow-list entries past their expiry, left out
         log.warning("rule pack %s: %s", rules.version, warning)
-    model = None
-    if settings.model_path is not None:
-        from models.served import load_served_model
+    import streams.app  # noqa: F401 - Faust and the rest, loaded while the model is checked
 
-        # Checked and flattened in a child process: scikit-learn never loads in a worker.
-        model = load_served_model(settings.model_path)  # a bad model stops here, saying why
+    model = None
+    if pending is not None:
+        model = pending.result()  # a bad model stops here, saying why
         log.info("anomaly model %s, version %s", settings.model_path, model.version)
     disable_created_metrics()  # *_created series double the count and no dashboard reads them
     metrics = Metrics(REGISTRY)

@@ -9,7 +9,7 @@ import msgspec
 
 from accesswatch.contract.explain import explain
 from accesswatch.contract.schemas import schema
-from accesswatch.contract.timestamps import parse_ts
+from accesswatch.contract.timestamps import parse_ts_recent
 from accesswatch.errors import InvalidRecord
 
 
@@ -89,7 +89,7 @@ def decode_reference(kind: str, raw: bytes) -> Any:
     for name in _TIME_FIELDS.get(kind, ()):
         value = getattr(record, name)
         if value is not None:
-            parse_ts(value, name)
+            parse_ts_recent(value, name)
     return record
 
 

@@ -50,6 +50,21 @@ def parse_ts(value: str, field: str = "ts") -> float:
         ) from None
 
 
+_recent: dict[str, float] = {}
+
+
+def parse_ts_recent(value: str, field: str = "ts") -> float:
+    """``parse_ts``, remembering the last few thousand: a reference record's times
+    are checked when it is decoded and read again when it is stored."""
+    t = _recent.get(value)
+    if t is None:
+        t = parse_ts(value, field)
+        if len(_recent) >= 4096:
+            _recent.clear()
+        _recent[value] = t
+    return t
+
+
 def _explain(value: str, field: str, shaped: bool) -> str:
     if shaped or _ZONELESS.match(value):
         return f"{field}: no time zone"

@@ -95,7 +95,17 @@ def read_reference(s: Settings) -> ReferenceData:
 
 
 def tables(ref: ReferenceData) -> dict[str, Any]:
-    return dict(vars(ref))
+    """Everything the rules can ask of ``ref``: every record, roster, owner and area."""
+    staff = {uid: ref.staff[uid] for uid in ref.staff}
+    subjects = {sid: ref.subjects[sid] for sid in ref.subjects}
+    areas = {s.area for s in subjects.values() if s.area} | {m.area for m in staff.values()}
+    return {"staff": staff, "subjects": subjects,
+            "cases": {c: ref.cases[c] for c in ref.cases},
+            "rosters": {uid: (r.periods if (r := ref.roster(uid)) else None) for uid in staff},
+            "owners": {m.person_id: ref.staff_person_owner(m.person_id)
+                       for m in staff.values() if m.person_id},
+            "listings": {sid: ref.cases_listing(sid) for sid in subjects},
+            "areas": {area: ref.is_area(area) for area in areas}}
 
 
 def test_a_reference_topic_read_again_rebuilds_the_same_tables(broker: str, force: Force,
