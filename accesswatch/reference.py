@@ -348,7 +348,7 @@ class ReferenceData:
         t = self.tables[kind]
         if t.loading:
             if record is None:
-                t.append(key, {}, alive=False)
+                t.append(key, (), alive=False)
             else:
                 row = t.append(key, *self._row(kind, record))
                 if kind == "case":  # its subjects, for the index built at ``freeze``
@@ -364,7 +364,7 @@ class ReferenceData:
             self._rosters.pop(t.payload_at(row).decode("utf-8", "surrogatepass"), None)
         if record is None:
             if row >= 0:
-                t.write(row, {}, alive=False)
+                t.write(row, (), alive=False)
         else:
             values, payload = self._row(kind, record)
             if row >= 0:
@@ -376,32 +376,27 @@ class ReferenceData:
         if t.wants_freeze():
             self._freeze(kind)
 
-    def _row(self, kind: str, rec: Any) -> tuple[dict[str, Any], bytes]:
+    def _row(self, kind: str, rec: Any) -> tuple[tuple[Any, ...], bytes]:
+        """A record's column values (in its table's order) and payload."""
         if kind == "subject":
             flags = frozenset(f.strip().casefold() for f in rec.flags) if rec.flags else \
                 frozenset()
-            return {"type": SUBJECT_TYPES.index(rec.subject_type),
-                    "surname_key": _surname_key(rec.surname),
-                    "postcode_key": _postcode_key(rec.postcode),
-                    "area": self.areas.code(rec.area) if rec.area else -1,
-                    "flags": self.flagsets.code(flags)}, b""
+            return (SUBJECT_TYPES.index(rec.subject_type), _surname_key(rec.surname),
+                    _postcode_key(rec.postcode), self.areas.code(rec.area) if rec.area else -1,
+                    self.flagsets.code(flags)), b""
         if kind == "staff":
             person = rec.person_id or None
-            return {"surname_key": _surname_key(rec.surname),
-                    "postcode_key": _postcode_key(rec.home_postcode),
-                    "person_key": fingerprint(person.encode("utf-8", "surrogatepass"))
-                    if person else 0,
-                    "last_active": parse_ts_recent(rec.last_active) if rec.last_active
-                    else math.nan,
-                    }, _encode((person, rec.role, rec.unit, rec.area, rec.status))
+            return (_surname_key(rec.surname), _postcode_key(rec.home_postcode),
+                    fingerprint(person.encode("utf-8", "surrogatepass")) if person else 0,
+                    parse_ts_recent(rec.last_active) if rec.last_active else math.nan,
+                    ), _encode((person, rec.role, rec.unit, rec.area, rec.status))
         if kind == "case":
-            return {"open": rec.status == "open",
-                    "opened": parse_ts_recent(rec.opened_at) if rec.opened_at else math.nan,
-                    "closed": parse_ts_recent(rec.closed_at) if rec.closed_at else math.nan,
-                    }, _encode((rec.area, rec.assigned_users, rec.subject_ids))
+            return (rec.status == "open",
+                    parse_ts_recent(rec.opened_at) if rec.opened_at else math.nan,
+                    parse_ts_recent(rec.closed_at) if rec.closed_at else math.nan,
+                    ), _encode((rec.area, rec.assigned_users, rec.subject_ids))
         user = rec.user_id.encode("utf-8", "surrogatepass")
-        return {"user_key": fingerprint(user), "start": parse_ts_recent(rec.start),
-                "end": parse_ts_recent(rec.end)}, user
+        return (fingerprint(user), parse_ts_recent(rec.start), parse_ts_recent(rec.end)), user
 
     def _index(self, kind: str, row: int, rec: Any) -> None:
         """Keep the secondary indexes in step with one row just written."""

@@ -120,7 +120,8 @@ def gather(blob: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> tuple[b
 class Table:
     """One record kind: named columns, ids, payloads, the index; a single writer.
 
-    ``columns``: name → NumPy dtype of the caller's columns.  Every table also
+    ``columns``: name → NumPy dtype of the caller's columns; a row's values are a
+    tuple in this order.  Every table also
     has ``fp`` (the id's fingerprint), ``alive``, ``id_at``/``id_len`` (into
     ``ids``) and, with ``payload``, ``pl_at``/``pl_len`` (into ``payloads``).
     """
@@ -144,6 +145,8 @@ class Table:
         # While loading, rows gather in lists (an append is ~30 ns, a NumPy item ~150)
         # and go into the columns STAGE_ROWS at a time.
         self._staged: dict[str, list[Any]] = {name: [] for name in self.dtypes}
+        self._user_lists = [self._staged[name] for name in self.user_columns]
+        self._zeros = (0,) * len(self.user_columns)  # a tombstone's row
         self._flushed = 0
         self.cols: dict[str, np.ndarray] = {}
         self.mv: dict[str, memoryview] = {}
@@ -196,7 +199,7 @@ class Table:
         return row if row >= 0 and self.mv["alive"][row] else -1
 
     # ---- changes -------------------------------------------------------------
-    def append(self, key: str, values: dict[str, Any], payload: bytes = b"",
+    def append(self, key: str, values: tuple[Any, ...], payload: bytes = b"",
                alive: bool = True) -> int:
         """A new row for ``key``; outside loading, only for an id not held."""
         if self.loading:
@@ -215,7 +218,7 @@ class Table:
             self.recent[key] = row
         return row
 
-    def _stage(self, key: str, values: dict[str, Any], payload: bytes, alive: bool) -> int:
+    def _stage(self, key: str, values: tuple[Any, ...], payload: bytes, alive: bool) -> int:
         st = self._staged
         data = key.encode("utf-8", "surrogatepass")
         st["fp"].append(fingerprint(data))
@@ -225,8 +228,8 @@ class Table:
         if self.payload:
             st["pl_at"].append(self.payloads.append(payload) if alive else 0)
             st["pl_len"].append(len(payload) if alive else 0)
-        for name in self.user_columns:
-            st[name].append(values.get(name, 0))
+        for column, value in zip(self._user_lists, values or self._zeros, strict=True):
+            column.append(value)
         row = self.n
         self.n = row + 1
         if self.n - self._flushed >= STAGE_ROWS:
@@ -246,18 +249,18 @@ class Table:
             values.clear()
         self._flushed = hi
 
-    def write(self, row: int, values: dict[str, Any], payload: bytes = b"",
+    def write(self, row: int, values: tuple[Any, ...], payload: bytes = b"",
               alive: bool = True) -> None:
         """Overwrite ``row`` in place (an update, or a tombstone with ``alive=False``)."""
         self._write(row, values, payload, alive)
 
-    def _write(self, row: int, values: dict[str, Any], payload: bytes, alive: bool) -> None:
+    def _write(self, row: int, values: tuple[Any, ...], payload: bytes, alive: bool) -> None:
         cols = self.cols
         was = bool(cols["alive"][row])
         cols["alive"][row] = alive
         if not self.loading:
             self.live += int(alive) - int(was)
-        for name, value in values.items():
+        for name, value in zip(self.user_columns, values, strict=False):  # none: tombstone
             cols[name][row] = value
         if self.payload and alive:
             cols["pl_at"][row] = self.payloads.append(payload)

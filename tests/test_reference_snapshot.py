@@ -150,12 +150,12 @@ def test_a_damaged_snapshot_is_refused_in_one_line(tmp_path: Path, damage: str) 
 def test_a_table_folds_its_tail_and_finds_every_id() -> None:
     t = Table({"v": "i8"})
     for i in range(3000):
-        t.append(f"id-{i}", {"v": i})
+        t.append(f"id-{i}", (i,))
     t.freeze()
     for i in range(0, 3000, 2):  # updates in place, tombstones, and new ids after
-        t.write(t.find(f"id-{i}"), {"v": -i})
-    t.write(t.find("id-1"), {}, alive=False)
-    t.append("late", {"v": 99})
+        t.write(t.find(f"id-{i}"), (-i,))
+    t.write(t.find("id-1"), (), alive=False)
+    t.append("late", (99,))
     assert t.live == 3000 and t.row_alive("id-1") == -1
     t.freeze()
     assert t.n == t.live == 3000 and t.find("id-1") == -1

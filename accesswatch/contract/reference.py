@@ -66,6 +66,10 @@ _TIME_FIELDS = {
     "duty": ("start", "end"),
 }
 _decoders = {kind: msgspec.json.Decoder(t) for kind, t in RECORD_TYPES.items()}
+# For a reader that checks what ``decode_reference`` checks, inline (the reference feed's
+# cold read): the typed decoder of each kind and the times it must parse.
+RECORD_DECODERS = {kind: decoder.decode for kind, decoder in _decoders.items()}
+TIME_FIELDS = _TIME_FIELDS
 _any = msgspec.json.Decoder()
 
 

@@ -44,3 +44,38 @@ def test_every_kind_has_a_topic() -> None:
                            ("subject", b"P1", subject)):
         assert apply_record(ref, kind, key, msgspec.json.encode(rec))[0] == "upsert"
     assert ref.sizes() == {"staff": 0, "subject": 1, "case": 1, "duty": 1}
+
+
+def test_a_cold_read_applies_in_order_and_refuses_what_apply_record_refuses() -> None:
+    """The cold read's inlined checks: same outcome as ``apply_record`` record by record."""
+    from aiokafka import ConsumerRecord
+    from prometheus_client import CollectorRegistry
+
+    from streams.metrics import Metrics
+    from streams.reference_feed import ReferenceFeed
+    from streams.settings import Settings
+
+    def rec(offset: int, key: bytes | None, value: bytes | None) -> ConsumerRecord:
+        return ConsumerRecord("ref.staff", 0, offset, 0, 0, key, value, None, 0,
+                              len(value or b""), [])
+
+    leaver = msgspec.json.encode({**STAFF, "status": "leaver"})
+    other = msgspec.json.encode({**STAFF, "user_id": "E2"})
+    batch = [rec(0, b"E1", msgspec.json.encode(STAFF)), rec(1, b"E1", None),  # then gone
+             rec(2, b"E2", b'{"user_id": "E2"'),  # truncated: refused
+             rec(3, b"E9", other),  # the key does not name the record: refused
+             rec(4, b"E2", other), rec(5, b"E3", msgspec.json.encode(
+                 {**STAFF, "user_id": "E3", "last_active": "yesterday"})),  # refused
+             rec(6, b"E4", leaver.replace(b'"E1"', b'"E4"')), rec(7, b"E4", None),
+             rec(8, b"E4", leaver.replace(b'"E1"', b'"E4"'))]  # back again
+    expected = ReferenceData()
+    ops = [apply_record(expected, "staff", r.key, r.value)[0] for r in batch]
+    ref = ReferenceData()
+    ref.begin_load()
+    feed = ReferenceFeed(Settings(), ref, Metrics(CollectorRegistry()), {"ref.staff": 1})
+    feed._apply("ref.staff", batch)
+    ref.freeze()
+    assert sorted(ref.staff) == sorted(expected.staff) == ["E2", "E4"]
+    assert all(ref.staff[u] == expected.staff[u] for u in ("E2", "E4"))
+    assert {k: n for k, n in feed.applied.items() if n} == {
+        f"staff:{op}": ops.count(op) for op in set(ops)}
