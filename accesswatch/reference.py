@@ -49,7 +49,7 @@ FILES = {
 }
 SUBJECT_TYPES = ("person", "vehicle", "address", "incident", "other")
 SNAPSHOT_FORMAT = "accesswatch.reference-snapshot/1"
-CACHE = {"staff": 65_536, "subject": 65_536, "case": 16_384, "roster": 8_192}
+CACHE = {"staff": 65_536, "subject": 4_096, "case": 4_096, "roster": 8_192}
 
 
 class Staff(msgspec.Struct, frozen=True, gc=False):
@@ -426,6 +426,8 @@ class ReferenceData:
         """End a bulk read (or fold every table's tail): build the indexes."""
         for kind in self.tables:
             self._freeze(kind)
+        for memo in _MEMOS:  # they pay during a bulk read; held after, they are only memory
+            memo.clear()
 
     def _freeze(self, kind: str) -> None:
         t = self.tables[kind]
@@ -560,8 +562,8 @@ class _KeyMemo(dict[str | None, int]):
         return key
 
 
-_surname_key = _KeyMemo(normalise_surname, 200_000).__getitem__
-_postcode_key = _KeyMemo(normalise_postcode, 200_000).__getitem__
+_MEMOS = (_KeyMemo(normalise_surname, 200_000), _KeyMemo(normalise_postcode, 200_000))
+_surname_key, _postcode_key = (memo.__getitem__ for memo in _MEMOS)
 
 
 class SnapshotError(Exception):

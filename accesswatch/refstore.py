@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 TAIL_MIN = 100_000  # tail rows before a table folds them into its base
-STAGE_ROWS = 65_536  # rows gathered in lists while loading before they go into the columns
+STAGE_ROWS = 8_192  # rows gathered in lists while loading before they go into the columns
 GATHER_BYTES = 1 << 20  # bytes per step when a blob is rebuilt (bounds the temporaries)
 _SIGN = 1 << 63
 
@@ -87,12 +87,15 @@ class Blob:
         return bytes(self.tail[at:at + length])
 
     def array(self) -> np.ndarray:
-        """All of it as one uint8 array (a copy only when there is a tail)."""
-        base = np.frombuffer(self.base, dtype=np.uint8) if self.base_len else \
-            np.zeros(0, np.uint8)
+        """All of it as one uint8 array: a copy only when it has both a base and a tail
+        (while the array lives, nothing may be appended)."""
         if not self.tail:
-            return base
-        return np.concatenate([base, np.frombuffer(self.tail, dtype=np.uint8)])
+            return np.frombuffer(self.base, dtype=np.uint8) if self.base_len else \
+                np.zeros(0, np.uint8)
+        if not self.base_len:
+            return np.frombuffer(self.tail, dtype=np.uint8)
+        return np.concatenate([np.frombuffer(self.base, dtype=np.uint8),
+                               np.frombuffer(self.tail, dtype=np.uint8)])
 
     def __len__(self) -> int:
         return self.base_len + len(self.tail)
@@ -352,7 +355,8 @@ class Table:
             np.save(directory / files[col], self.cols[col][:self.n])
         for blob, attr in (("ids", self.ids), ("payloads", self.payloads)):
             files[blob] = f"{name}.{blob}.bin"
-            (directory / files[blob]).write_bytes(bytes(attr.base))
+            with (directory / files[blob]).open("wb") as f:
+                f.write(attr.base)  # bytes or a mapped file, written as it is: no copy
         return {"rows": self.n, "files": files}
 
     def load(self, directory: Path, entry: dict[str, Any]) -> None:

@@ -34,6 +34,7 @@ from streams.source import FaustSource, KafkaSource, Source
 log = logging.getLogger("accesswatch.worker")
 GC_YOUNG_THRESHOLD = 50_000  # allocations between young collections (Python's default: 700)
 PRODUCE_BATCH_BYTES = 512 * 1024  # a changelog checkpoint goes out in batches this big
+TRIM_EVERY_TICKS = 30  # seconds between handing the allocator's free pages back
 
 
 class App(faust.App):
@@ -70,6 +71,7 @@ class Pipeline:
         self.feed = ReferenceFeed(settings, self.ref, metrics, ref_partitions)
         self.broker_up = True
         self.restart_reason: str | None = None  # set when the worker must start afresh
+        self._ticks = 0
         self._said: str | None = "start"  # what the log last said the worker waits for
         self.producer: AIOKafkaProducer | None = None  # made in the app's loop, at start
         self.checkpoint = Checkpoint(settings, self.detector, metrics)
@@ -185,6 +187,9 @@ class Pipeline:
             await self.producer.stop()
 
     async def _tick(self) -> None:
+        self._ticks += 1
+        if self._ticks % TRIM_EVERY_TICKS == 0:  # batches leave free heap pages behind
+            malloc.trim()
         waiting = self.waiting_for()
         if waiting != self._said:  # one line per change of what the worker waits for
             log.info("waiting for %s", waiting) if waiting else log.info("ready")

@@ -138,7 +138,8 @@ class ReferenceFeed:
         consumer.assign([tp])
         await self._seek(consumer, tp)
         while await consumer.position(tp) < end:
-            self._apply_batches(await consumer.getmany(tp, timeout_ms=500, max_records=10_000))
+            # 2,000 at a time: each is a ConsumerRecord alive until the batch is applied
+            self._apply_batches(await consumer.getmany(tp, timeout_ms=500, max_records=2_000))
 
     def _apply_batches(self, batches: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         for tp, records in batches.items():
