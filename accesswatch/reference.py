@@ -25,6 +25,7 @@ from array import array
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -49,7 +50,7 @@ FILES = {
 }
 SUBJECT_TYPES = ("person", "vehicle", "address", "incident", "other")
 SNAPSHOT_FORMAT = "accesswatch.reference-snapshot/1"
-CACHE = {"staff": 65_536, "subject": 4_096, "case": 4_096, "roster": 8_192}
+CACHE = {"staff": 65_536, "subject": 8_192, "case": 4_096, "roster": 8_192}
 
 
 class Staff(msgspec.Struct, frozen=True, gc=False):
@@ -95,11 +96,9 @@ R = TypeVar("R")
 
 
 class _Cache(dict[str, Any]):
-    """Records by id, built on a miss (``None`` for none); emptied when full.
-
-    Emptied whole rather than one at a time: an ordered dict costs twice the
-    memory a plain one does, and a force whose records fit is never emptied.
-    """
+    """Records by id, built on a miss (``None`` for none); when full, the older
+    half (by when each was built) goes.  A plain dict: an ordered one costs twice
+    the memory, and a hit must not run Python code."""
 
     def __init__(self, build: Callable[[str], Any], size: int) -> None:
         super().__init__()
@@ -107,8 +106,9 @@ class _Cache(dict[str, Any]):
 
     def __missing__(self, key: str) -> Any:
         value = self.build(key)
-        if len(self) >= self.size:
-            self.clear()
+        if len(self) >= self.size:  # the older half goes: what is in use now stays
+            for old in list(islice(self, self.size // 2)):
+                del self[old]
         self[key] = value
         return value
 
@@ -562,7 +562,7 @@ class _KeyMemo(dict[str | None, int]):
         return key
 
 
-_MEMOS = (_KeyMemo(normalise_surname, 200_000), _KeyMemo(normalise_postcode, 200_000))
+_MEMOS = (_KeyMemo(normalise_surname, 65_536), _KeyMemo(normalise_postcode, 8_192))
 _surname_key, _postcode_key = (memo.__getitem__ for memo in _MEMOS)
 
 

@@ -34,7 +34,7 @@ from streams.source import FaustSource, KafkaSource, Source
 log = logging.getLogger("accesswatch.worker")
 GC_YOUNG_THRESHOLD = 50_000  # allocations between young collections (Python's default: 700)
 PRODUCE_BATCH_BYTES = 512 * 1024  # a changelog checkpoint goes out in batches this big
-TRIM_EVERY_TICKS = 30  # seconds between handing the allocator's free pages back
+TRIM_EVERY_TICKS = 5  # seconds between handing the allocator's free pages back
 
 
 class App(faust.App):
