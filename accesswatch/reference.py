@@ -7,7 +7,7 @@ view is kept in step on both paths.
 The records are held in columnar tables (``accesswatch/refstore.py``): only
 what the rules and features read (keys of the normalised surname and postcode,
 flags, area, the member's own record, case assignments and subjects, duty
-periods), about 60 bytes a subject.  A lookup builds a small immutable record
+periods), about 85 bytes a record in a worker.  A lookup builds a small immutable record
 (``Staff``, ``Subject``, ``CaseInfo``) from its row; the ones in use are kept
 in bounded caches, which every change to that id clears.  The whole state can
 be written to a snapshot directory and memory-mapped back (``save`` / ``load``).
