@@ -50,7 +50,7 @@ FILES = {
 }
 SUBJECT_TYPES = ("person", "vehicle", "address", "incident", "other")
 SNAPSHOT_FORMAT = "accesswatch.reference-snapshot/1"
-CACHE = {"staff": 65_536, "subject": 8_192, "case": 4_096, "roster": 8_192}
+CACHE = {"staff": 65_536, "subject": 32_768, "case": 8_192, "roster": 8_192}
 
 
 class Staff(msgspec.Struct, frozen=True, gc=False):
