@@ -15,12 +15,13 @@ from dataclasses import dataclass
 import msgspec
 
 from . import names
-from .clock import DAY, HOUR, MINUTE, local_day, local_text, local_to_utc, utc_text
+from .clock import DAY, MINUTE, local_day, local_text, local_to_utc
 from .duties import _shifts, _ymd
 from .national_layout import AREA_NAMES, Postcodes
 from .roles import RoleSpec
-from .staff import _role_counts, _served_area, hr_postcode
+from .staff import _role_counts, _served_area, _set_statuses, hr_postcode
 from .subjects import record_postcode, record_surname
+from .writer import staff_record
 
 _AREA_INDEX = {name: i for i, name in enumerate(AREA_NAMES)}
 _AREA_WEIGHTS = [a.weight for a in names.AREAS]
@@ -42,6 +43,14 @@ class Member:
     idle: bool = False
     last_active: int | None = None
     person_id: str | None = None
+
+    @property
+    def role(self) -> str:
+        return self.spec.role
+
+    @property
+    def unit(self) -> str:
+        return self.spec.unit
 
     @property
     def works(self) -> bool:
@@ -92,25 +101,8 @@ def build_members(
         letter = "C" if role == "contractor" else ("S" if role in _CIVILIAN else "E")
         member.user_id = f"{id_prefix}{letter}{number}"
     staff.sort(key=lambda m: m.user_id)
-    _set_statuses(rng, staff, start)
+    _set_statuses(rng, staff, start, 3)
     return staff
-
-
-def _set_statuses(rng: random.Random, staff: list[Member], start: int) -> None:
-    n = len(staff)
-    for k, i in enumerate(rng.sample(range(n), min(n // 4, max(round(n * 0.03), 3)))):
-        member = staff[i]
-        kind = ("suspended", "leaver", "idle")[k % 3]
-        if kind == "idle":
-            member.idle = True
-            member.last_active = start - rng.randint(60, 400) * DAY - rng.randint(0, 23) * HOUR
-        else:
-            member.status = kind
-            if rng.random() < 0.8:
-                member.last_active = start - rng.randint(3, 90) * DAY - rng.randint(0, 23) * HOUR
-    for member in staff:
-        if member.works and rng.random() < 0.6:
-            member.last_active = start - rng.randint(1, 14 * 24) * HOUR - rng.randint(0, 3_599_999)
 
 
 def tie_people(
@@ -192,20 +184,7 @@ def _base(hr: str) -> str:
 
 def staff_lines(staff: list[Member]) -> Iterator[str]:
     for m in staff:
-        rec: dict[str, str | None] = {
-            "user_id": m.user_id,
-            "surname": m.surname,
-            "forenames": m.forenames,
-            "role": m.spec.role,
-            "unit": m.spec.unit,
-            "area": m.area,
-            "home_postcode": m.home_postcode,
-            "person_id": m.person_id,
-            "status": m.status,
-        }
-        if m.last_active is not None:
-            rec["last_active"] = utc_text(m.last_active)
-        yield _ENCODE(rec).decode()
+        yield _ENCODE(staff_record(m)).decode()
 
 
 class _Times:

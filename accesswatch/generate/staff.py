@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from . import names
 from .clock import DAY, HOUR
 from .model import Staff
 from .roles import CUSTODY_AREAS, SPECS, RoleSpec
+
+if TYPE_CHECKING:
+    from .national_staff import Member
 
 _AREA_BY_NAME = {a.name: a for a in names.AREAS}
 
@@ -102,8 +107,10 @@ def build_staff(
 _CIVILIAN = ("call_handler", "analyst", "police_staff", "detention_officer", "pcso")
 
 
-def _set_statuses(rng: random.Random, staff: list[Staff], start: int, min_inactive: int) -> None:
-    """A few suspended, leaver and long-idle accounts; recent last_active for many."""
+def _set_statuses(rng: random.Random, staff: Sequence[Staff | Member], start: int,
+                  min_inactive: int) -> None:
+    """A few suspended, leaver and long-idle accounts; recent last_active for many
+    (the national generator's members too)."""
     n = len(staff)
     inactive = min(n // 4, max(round(n * 0.03), min_inactive))
     chosen = rng.sample(range(n), inactive)

@@ -13,7 +13,7 @@ import json
 import pathlib
 import random
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -21,6 +21,9 @@ from .clock import local_text, utc_text, utc_text_ms
 from .incidents import Incident
 from .ledger import Event
 from .model import Case, Duty, Force, Staff, Subject
+
+if TYPE_CHECKING:
+    from .national_staff import Member
 
 _ENCODE = msgspec.json.Encoder().encode
 
@@ -55,7 +58,7 @@ def event_record(e: Event, seq: int) -> dict[str, Any]:
     return rec
 
 
-def staff_record(m: Staff) -> dict[str, Any]:
+def staff_record(m: Staff | Member) -> dict[str, Any]:
     rec: dict[str, Any] = {
         "user_id": m.user_id,
         "surname": m.surname,
