@@ -294,7 +294,7 @@ class ReferenceData:
     def _person_owner(self, subject_id: str) -> str | None:
         """``staff_person_owner``: the user_id whose own person record ``subject_id`` is."""
         t = self.tables["staff"]
-        key = fingerprint(subject_id.encode("utf-8", "surrogatepass"))
+        key = _fp(subject_id)
         for row in sorted(self._by_person.candidates(key)):
             if t.mv["alive"][row]:
                 user = t.id_at(row)
@@ -306,7 +306,7 @@ class ReferenceData:
     def cases_listing(self, subject_id: str) -> set[str]:
         """The case refs of the cases that list ``subject_id``."""
         t = self.tables["case"]
-        key = fingerprint(subject_id.encode("utf-8", "surrogatepass"))
+        key = _fp(subject_id)
         out = set()
         for row in self._by_subject.candidates(key):
             if t.mv["alive"][row]:
@@ -354,7 +354,7 @@ class ReferenceData:
                 if kind == "case":  # its subjects, for the index built at ``freeze``
                     keys, rows = self._case_pairs
                     for sid in record.subject_ids:  # a repeat costs a pair, no more
-                        keys.append(fingerprint(sid.encode("utf-8", "surrogatepass")))
+                        keys.append(_fp(sid))
                         rows.append(row)
             return
         row = t.find(key)
@@ -387,7 +387,7 @@ class ReferenceData:
         if kind == "staff":
             person = rec.person_id or None
             return (_surname_key(rec.surname), _postcode_key(rec.home_postcode),
-                    fingerprint(person.encode("utf-8", "surrogatepass")) if person else 0,
+                    _fp(person) if person else 0,
                     parse_ts_recent(rec.last_active) if rec.last_active else math.nan,
                     ), _encode((person, rec.role, rec.unit, rec.area, rec.status))
         if kind == "case":
@@ -407,7 +407,7 @@ class ReferenceData:
             self._by_person.add(t.mv["person_key"][row], row)
         elif kind == "case":
             for sid in set(rec.subject_ids):
-                self._by_subject.add(fingerprint(sid.encode("utf-8", "surrogatepass")), row)
+                self._by_subject.add(_fp(sid), row)
         elif kind == "duty":
             self._by_user.add(t.mv["user_key"][row], row)
 
@@ -439,9 +439,7 @@ class ReferenceData:
         keep = t.freeze()
         n = t.n
         if kind == "subject":
-            areas = t.cols["area"][:n]
-            counts = np.bincount(areas[areas >= 0], minlength=0)
-            self._area_counts = Counter({i: int(c) for i, c in enumerate(counts) if c})
+            self._count_areas()
             self.subjects.cache.clear()
         elif kind == "staff":
             keys = t.cols["person_key"][:n]
@@ -460,6 +458,13 @@ class ReferenceData:
         else:
             self._by_user.build(t.cols["user_key"][:n], np.arange(n))
             self._rosters.clear()
+
+    def _count_areas(self) -> None:
+        """Subjects alive in each area, counted afresh from the column."""
+        t = self.tables["subject"]
+        areas = t.cols["area"][:t.n]
+        live = areas[(t.cols["alive"][:t.n] == 1) & (areas >= 0)]
+        self._area_counts = Counter({i: int(c) for i, c in enumerate(np.bincount(live)) if c})
 
     # ---- snapshots -----------------------------------------------------------
     LOOKUPS = ("by_person", "by_subject", "by_user")
@@ -535,10 +540,7 @@ class ReferenceData:
         except (KeyError, TypeError, ValueError, OSError) as e:
             raise SnapshotError(f"{directory}: does not match this version "
                                 f"({type(e).__name__}: {e})") from None
-        t = self.tables["subject"]
-        areas = t.cols["area"][:t.n]
-        live = areas[(t.cols["alive"][:t.n] == 1) & (areas >= 0)]
-        self._area_counts = Counter({i: int(c) for i, c in enumerate(np.bincount(live)) if c})
+        self._count_areas()
         meta: dict[str, Any] = manifest["meta"]
         return meta
 
@@ -549,7 +551,9 @@ class ReferenceData:
 
 class _KeyMemo(dict[str | None, int]):
     """``key_of(normalise(text))`` by the text as given: surnames and postcodes repeat,
-    and a key costs about a microsecond.  Emptied when it reaches ``size``."""
+    and a key costs about a microsecond.  Emptied when full: in a cold read most
+    postcodes are new, and ``_Cache``'s keeping of the newer half costs more than it
+    saves (measured: the cold read about 5% slower)."""
 
     def __init__(self, normalise: Callable[[str | None], str | None], size: int) -> None:
         super().__init__()
@@ -564,6 +568,11 @@ class _KeyMemo(dict[str | None, int]):
 
 _MEMOS = (_KeyMemo(normalise_surname, 65_536), _KeyMemo(normalise_postcode, 8_192))
 _surname_key, _postcode_key = (memo.__getitem__ for memo in _MEMOS)
+
+
+def _fp(text: str) -> int:
+    """``fingerprint`` of an id given as text."""
+    return fingerprint(text.encode("utf-8", "surrogatepass"))
 
 
 class SnapshotError(Exception):

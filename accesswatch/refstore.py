@@ -29,7 +29,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -222,8 +222,7 @@ class Table:
         cols["id_len"][row] = len(data)
         self.n = row + 1
         self._write(row, values, payload, alive)
-        if not self.loading:
-            self.recent[key] = row
+        self.recent[key] = row
         return row
 
     def _stage(self, key: str, values: tuple[Any, ...], payload: bytes, alive: bool) -> int:
@@ -303,15 +302,7 @@ class Table:
             payloads, starts["pl_at"] = gather(self.payloads.array(), cols["pl_at"][:n][keep],
                                                cols["pl_len"][:n][keep])
             self.payloads = Blob(payloads)
-        capacity = max(1024, m + m // 8)
-        for name, dtype in self.dtypes.items():  # a column at a time: the peak is one more
-            a = np.zeros(capacity, dtype)
-            a[:m] = starts[name] if name in starts else cols[name][:n][keep]
-            cols[name] = a
-        self.n = self.base_n = self.live = self._flushed = m
-        self.recent = {}
-        self.loading = False
-        self._views()
+        self._adopt(lambda name: starts[name] if name in starts else cols[name][:n][keep], m)
         return keep
 
     def _resolve_runs(self, order: np.ndarray, sorted_fps: np.ndarray, last: np.ndarray,
@@ -331,12 +322,18 @@ class Table:
                 last[j] = data not in seen
                 seen.add(data)
 
-    def _adopt(self, cols: dict[str, np.ndarray], n: int) -> None:
+    def _adopt(self, column: Callable[[str], np.ndarray], n: int,
+               mapped: tuple[str, ...] = ()) -> None:
+        """``n`` rows, all of them the base: each column from ``column(name)``, copied
+        into an array with room to grow, one at a time (so the peak is one column
+        more), except the ``mapped`` ones, kept as given."""
         capacity = max(1024, n + n // 8)
-        self.cols = {}
         for name, dtype in self.dtypes.items():
+            if name in mapped:
+                self.cols[name] = column(name)
+                continue
             a = np.zeros(capacity, dtype)
-            a[:n] = cols[name]
+            a[:n] = column(name)
             self.cols[name] = a
         self.n = self.base_n = self.live = self._flushed = n
         self.recent = {}
@@ -374,9 +371,7 @@ class Table:
             if a.dtype != dtype or a.shape != (n,):
                 raise ValueError(f"{files[col]}: {a.dtype}{a.shape}, expected {dtype}({n},)")
             cols[col] = a
-        self._adopt(cols, n)
-        self.cols["fp"] = cols["fp"]  # never written: it stays mapped, not copied
-        self._views()
+        self._adopt(cols.__getitem__, n, mapped=("fp",))  # never written: it stays mapped
         self.live = int(np.count_nonzero(self.cols["alive"][:n]))
         self.ids = Blob(_map(directory / files["ids"]))
         self.payloads = Blob(_map(directory / files["payloads"]))

@@ -60,6 +60,7 @@ TARGET_RSS_MB = 1536  # 1.5 GB
 TARGET_COLD_S = 60
 TARGET_SNAPSHOT_S = 10
 NAME = "national"
+REF_PARTITIONS = 8  # partitions of each ref.* topic: a cold read takes them one at a time
 PREFIX = "N"  # the padding's ids: none of them the force's
 # How the padding is made; a test or a development stand-in may point it elsewhere.
 GENERATE = [sys.executable, "-m", "accesswatch.cli", "generate", "--reference-only"]
@@ -205,9 +206,6 @@ def bench_national(force: Path, cache: Path, staff: int, subjects: int, seed: in
             "padding_subjects": counts["padding_subjects"],
             "generate_seconds": counts.get("generate_seconds"), "seed": seed, **out,
             "wall_seconds": round(time.perf_counter() - started, 1)}
-
-
-REF_PARTITIONS = 8
 
 
 def _run(force: Path, ref: Path, work: Path, procs: Processes, address: str,

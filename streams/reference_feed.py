@@ -27,13 +27,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
-from accesswatch.contract.reference import (
-    KEY_FIELDS,
-    RECORD_DECODERS,
-    TIME_FIELDS,
-    decode_reference,
-)
-from accesswatch.contract.timestamps import parse_ts_recent
+from accesswatch.contract.reference import KEY_FIELDS, decode_plain, decode_reference
 from accesswatch.errors import InvalidRecord
 from accesswatch.reference import ReferenceData, SnapshotError
 from streams import kafka_compat, malloc
@@ -63,7 +57,7 @@ class ReferenceFeed:
         self.snapshot_used = False  # this start began from a snapshot
         self._changed = 0  # records applied since the last snapshot
         self._snapshot_at = time.monotonic()
-        self._writing: asyncio.Lock | None = None
+        self._writing = asyncio.Lock()  # one snapshot at a time
         for kind in self.kind_of.values():  # every series from the start, at 0
             for op in ("upsert", "tombstone", "invalid"):
                 metrics.reference_update(kind, op)
@@ -150,8 +144,12 @@ class ReferenceFeed:
             self._gauge_sizes()
 
     # ---- snapshots -------------------------------------------------------------
+    def _topics(self) -> dict[str, int]:
+        """The reference topics with their partition counts: what a snapshot is for."""
+        return {t: self.partitions.get(t, 0) for t in sorted(self.kind_of)}
+
     def _meta(self) -> dict[str, Any]:
-        return {"topics": {t: self.partitions.get(t, 0) for t in sorted(self.kind_of)},
+        return {"topics": self._topics(),
                 "offsets": {f"{tp.topic}:{tp.partition}": off
                             for tp, off in sorted(self.positions.items())},
                 "written_at": time.time()}
@@ -177,7 +175,7 @@ class ReferenceFeed:
     def _restore(self, ends: dict[TopicPartition, int]) -> dict[TopicPartition, int]:
         meta = self.ref.restore(self.snapshot_dir)
         try:
-            expected = self._meta()["topics"]
+            expected = self._topics()
             if meta.get("topics") != expected:
                 raise SnapshotError(f"written for topics {meta.get('topics')}, not {expected}")
             positions = {}
@@ -202,7 +200,6 @@ class ReferenceFeed:
         """Write the reference state with its offsets; updates wait, events do not."""
         if not self.settings.reference_snapshot_interval or not self.ready.is_set():
             return
-        self._writing = self._writing or asyncio.Lock()
         async with self._writing:
             started = time.monotonic()
             self.ref.freeze()  # in the loop: it changes the tables
@@ -256,18 +253,13 @@ class ReferenceFeed:
     def _load(self, topic: str, kind: str, records: list[ConsumerRecord],
               ops: Counter[str]) -> None:
         """``_apply_one`` for each record, in order, with ``apply_record``'s checks
-        inlined for speed; a record not plainly valid (or a tombstone) takes the
-        full path, which applies it or refuses it saying why."""
-        decode, times = RECORD_DECODERS[kind], TIME_FIELDS.get(kind, ())
+        inlined for speed (``decode_plain``); a record not plainly valid (or a
+        tombstone) takes the full path, which applies it or refuses it saying why."""
         key_field, apply = KEY_FIELDS[kind], self.ref.apply
         loaded = 0
         for rec in records:
             try:
-                record = decode(rec.value)  # None (a tombstone) raises too
-                for name in times:
-                    text = getattr(record, name)
-                    if text is not None:
-                        parse_ts_recent(text, name)
+                record = decode_plain(kind, rec.value)  # None (a tombstone) raises too
                 own = getattr(record, key_field)
                 if rec.key is not None and rec.key != own.encode("utf-8", "surrogatepass"):
                     raise ValueError("key mismatch")

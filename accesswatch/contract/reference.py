@@ -66,10 +66,6 @@ _TIME_FIELDS = {
     "duty": ("start", "end"),
 }
 _decoders = {kind: msgspec.json.Decoder(t) for kind, t in RECORD_TYPES.items()}
-# For a reader that checks what ``decode_reference`` checks, inline (the reference feed's
-# cold read): the typed decoder of each kind and the times it must parse.
-RECORD_DECODERS = {kind: decoder.decode for kind, decoder in _decoders.items()}
-TIME_FIELDS = _TIME_FIELDS
 _any = msgspec.json.Decoder()
 
 
@@ -90,11 +86,27 @@ def decode_reference(kind: str, raw: bytes) -> Any:
         raise InvalidRecord("not valid UTF-8", "invalid_utf8") from None
     except RecursionError:
         raise InvalidRecord("JSON nested too deeply", "too_deep") from None
+    _check_times(kind, record)
+    return record
+
+
+def decode_plain(kind: str, raw: bytes) -> Any:
+    """``decode_reference`` for a record as most are: one that needs no coercion.
+
+    Anything else raises, saying nothing useful: the caller then asks
+    ``decode_reference``, which accepts what it can and says why not.  The
+    reference feed's cold read decodes millions of records this way.
+    """
+    record = _decoders[kind].decode(raw)
+    _check_times(kind, record)
+    return record
+
+
+def _check_times(kind: str, record: Any) -> None:
     for name in _TIME_FIELDS.get(kind, ()):
         value = getattr(record, name)
         if value is not None:
             parse_ts_recent(value, name)
-    return record
 
 
 def normalise_postcode(postcode: str | None) -> str | None:
