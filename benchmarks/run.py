@@ -228,14 +228,21 @@ def delivery_only(args: argparse.Namespace, data: Path) -> None:
     r = bench_delivery(args, data)
     r["machine"] = machine()
     r["data"] = {"staff": args.staff, "days": args.days, "seed": args.seed}
+    finish_only("delivery", r, report_delivery(r), delivery_failure(r),
+                shown=json.dumps(r, indent=2))
+
+
+def finish_only(name: str, r: dict[str, Any], section: str, failed: str | None,
+                shown: str | None = None) -> None:
+    """An ``--only`` run's end: its figures to ``results/NAME.json``, its section spliced
+    into docs/BENCHMARKS.md, ``shown`` (default: the section) printed, and a failure
+    raised once all that is written."""
     out = ROOT / "benchmarks" / "results"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "delivery.json").write_text(json.dumps(r, indent=2))
+    (out / f"{name}.json").write_text(json.dumps(r, indent=2))
     doc = ROOT / "docs" / "BENCHMARKS.md"
-    section = report_delivery(r)
     doc.write_text(splice(doc.read_text() if doc.exists() else "# Benchmarks\n", section))
-    print(json.dumps(r, indent=2))
-    failed = delivery_failure(r)
+    print(section if shown is None else shown)
     if failed:
         raise SystemExit(failed)
 
@@ -255,16 +262,7 @@ def national_only(args: argparse.Namespace, data: Path) -> None:
     """``--only national``: this section alone, spliced into the existing report."""
     r = bench_national(args, data)
     r["machine"] = machine()
-    out = ROOT / "benchmarks" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "national.json").write_text(json.dumps(r, indent=2))
-    doc = ROOT / "docs" / "BENCHMARKS.md"
-    section = report_national(r)
-    doc.write_text(splice(doc.read_text() if doc.exists() else "# Benchmarks\n", section))
-    print(section)
-    failed = national_failure(r)
-    if failed:
-        raise SystemExit(failed)
+    finish_only("national", r, report_national(r), national_failure(r))
 
 
 def bench_console(args: argparse.Namespace) -> dict[str, Any]:
@@ -301,16 +299,7 @@ def console_only(args: argparse.Namespace) -> None:
     r = bench_console(args)
     r["machine"] = machine()
     r["wall_seconds"] = round(time.perf_counter() - started, 1)
-    out = ROOT / "benchmarks" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "console.json").write_text(json.dumps(r, indent=2))
-    doc = ROOT / "docs" / "BENCHMARKS.md"
-    section = report_console(r)
-    doc.write_text(splice(doc.read_text() if doc.exists() else "# Benchmarks\n", section))
-    print(section)
-    failed = console_failure(r)
-    if failed:
-        raise SystemExit(failed)
+    finish_only("console", r, report_console(r), console_failure(r))
 
 
 def splice(text: str, section: str) -> str:
