@@ -50,7 +50,7 @@ FILES = {
 }
 SUBJECT_TYPES = ("person", "vehicle", "address", "incident", "other")
 SNAPSHOT_FORMAT = "accesswatch.reference-snapshot/1"
-CACHE = {"staff": 65_536, "subject": 32_768, "case": 8_192, "roster": 8_192}
+CACHE = {"staff": 65_536, "subject": 65_536, "case": 16_384, "roster": 8_192}
 
 
 class Staff(msgspec.Struct, frozen=True, gc=False):
@@ -258,12 +258,13 @@ class ReferenceData:
         self.cases: RecordView[CaseInfo] = RecordView(self.tables["case"], self._case_at,
                                                       CACHE["case"])
         self._rosters = _Cache(self._build_roster, CACHE["roster"])
-        # Asked of nearly every event, and nearly always "no one": kept, and
-        # cleared whenever a staff record changes.
-        self._owners = _Cache(self._person_owner, CACHE["subject"])
-        # The two lookups asked of every event, at the speed of a dict when cached.
+        # Whose own person record each is: asked of nearly every event, and nearly
+        # always "no one", so held whole (members are few beside subjects: about
+        # 150 bytes a member with a person record) and kept in step with staff.
+        self._owners: dict[str, str] = {}
+        # The two lookups asked of every event, at the speed of a dict.
         self.roster: Callable[[str], Roster | None] = self._rosters.__getitem__
-        self.staff_person_owner: Callable[[str], str | None] = self._owners.__getitem__
+        self.staff_person_owner: Callable[[str], str | None] = self._owners.get
 
     # ---- records from rows -------------------------------------------------
     def _staff_at(self, row: int, key: str) -> Staff:
@@ -291,17 +292,31 @@ class ReferenceData:
                         None if math.isnan(closed) else closed, area)
 
     # ---- lookups -------------------------------------------------------------
-    def _person_owner(self, subject_id: str) -> str | None:
-        """``staff_person_owner``: the user_id whose own person record ``subject_id`` is."""
+    def _own_record(self, person_id: str) -> None:
+        """Set ``staff_person_owner(person_id)`` afresh from the staff table: the
+        first by user_id of the members whose own person record it is, if any."""
         t = self.tables["staff"]
-        key = _fp(subject_id)
-        for row in sorted(self._by_person.candidates(key)):
+        users = []
+        for row in self._by_person.candidates(_fp(person_id)):
+            if t.mv["alive"][row] and _staff_payload.decode(t.payload_at(row))[0] == person_id:
+                users.append(t.id_at(row))
+        if users:
+            self._owners[person_id] = min(users)
+        else:
+            self._owners.pop(person_id, None)
+
+    def _own_records(self) -> None:
+        """Every member's own person record, afresh (after a bulk read or a restore)."""
+        t = self.tables["staff"]
+        owners: dict[str, str] = {}
+        for row in self._by_person.rows.tolist():
             if t.mv["alive"][row]:
+                person = _staff_payload.decode(t.payload_at(row))[0]
                 user = t.id_at(row)
-                member = self.staff.get(user)
-                if member is not None and member.person_id == subject_id:
-                    return user
-        return None
+                if person is not None and (person not in owners or user < owners[person]):
+                    owners[person] = user
+        self._owners.clear()
+        self._owners.update(owners)
 
     def cases_listing(self, subject_id: str) -> set[str]:
         """The case refs of the cases that list ``subject_id``."""
@@ -358,10 +373,13 @@ class ReferenceData:
                         rows.append(row)
             return
         row = t.find(key)
+        was_own = None  # the member's own person record until now
         if kind == "subject" and row >= 0 and t.mv["alive"][row]:
             self._area_counts[t.mv["area"][row]] -= 1
         elif kind == "duty" and row >= 0 and t.mv["alive"][row]:
             self._rosters.pop(t.payload_at(row).decode("utf-8", "surrogatepass"), None)
+        elif kind == "staff" and row >= 0 and t.mv["alive"][row]:
+            was_own = _staff_payload.decode(t.payload_at(row))[0]
         if record is None:
             if row >= 0:
                 t.write(row, (), alive=False)
@@ -373,6 +391,11 @@ class ReferenceData:
                 row = t.append(key, values, payload)
             self._index(kind, row, record)
         self._forget(kind, key, record)
+        if kind == "staff":
+            now_own = (record.person_id or None) if record is not None else None
+            for person in {was_own, now_own}:
+                if person is not None:
+                    self._own_record(person)
         if t.wants_freeze():
             self._freeze(kind)
 
@@ -414,7 +437,6 @@ class ReferenceData:
     def _forget(self, kind: str, key: str, rec: Any | None) -> None:
         if kind == "staff":
             self.staff.forget(key)
-            self._owners.clear()
         elif kind == "subject":
             self.subjects.forget(key)
         elif kind == "case":
@@ -446,7 +468,7 @@ class ReferenceData:
             rows = np.flatnonzero(keys)
             self._by_person.build(keys[rows], rows)
             self.staff.cache.clear()
-            self._owners.clear()
+            self._own_records()
         elif kind == "case":
             old_to_new = np.full(old_n, -1, np.int64)
             old_to_new[keep] = np.arange(n)
@@ -541,6 +563,7 @@ class ReferenceData:
             raise SnapshotError(f"{directory}: does not match this version "
                                 f"({type(e).__name__}: {e})") from None
         self._count_areas()
+        self._own_records()
         meta: dict[str, Any] = manifest["meta"]
         return meta
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from accesswatch.contract.reference import Case, DutyPeriod
 from accesswatch.contract.timestamps import format_ts
 from accesswatch.reference import ReferenceData, SnapshotError
-from accesswatch.refstore import Table
+from accesswatch.refstore import Lookup, Table, fingerprint
 from tests.core.force import HOUR, T0, build_force, person, staff
 
 IDS = ("u1", "u2", "hq1", "nobody")
@@ -162,3 +163,41 @@ def test_a_table_folds_its_tail_and_finds_every_id() -> None:
     assert all(t.cols["v"][t.find(f"id-{i}")] == (-i if i % 2 == 0 else i)
                for i in range(2, 3000))
     assert t.cols["v"][t.find("late")] == 99 and t.find("never") == -1
+
+
+def test_the_directory_finds_ids_that_share_a_bucket() -> None:
+    t = Table({"v": "i8"})
+    ids = [f"S-{i}" for i in range(20_000)]
+    for i, key in enumerate(ids):
+        t.append(key, (i,))
+    t.freeze()
+    bounds = np.frombuffer(t.directory.mv, t.directory.mv.format)
+    assert np.diff(bounds).max() >= 4 and bounds[-1] == t.n  # buckets of several rows
+    assert all(t.cols["v"][t.find(key)] == i for i, key in enumerate(ids))
+    assert t.find("absent") == -1 and t.find("") == -1
+    index = Lookup()
+    keys = np.array([fingerprint(k.encode()) for k in ids], np.int64)
+    index.build(np.concatenate([keys, keys[:10]]), np.arange(len(ids) + 10) % len(ids))
+    assert all(index.candidates(int(keys[i])) == [i] for i in range(10, len(ids), 7))
+    assert index.candidates(int(keys[3])) == [3, 3]
+    assert index.candidates(fingerprint(b"absent")) == []
+
+
+def test_a_person_record_shared_by_two_members_belongs_to_the_first_by_id() -> None:
+    # A bad HR feed can give two members one person record: the answer must not
+    # depend on the order the records came in, live or in bulk.
+    records = [("staff", "u9", staff("u9", "Shaw", "LS1 1AA", person_id="P-SHARED")),
+               ("staff", "u3", staff("u3", "Shaw", "LS1 1AA", person_id="P-SHARED"))]
+    for order in (records, records[::-1]):
+        live, loaded = build_force(), ReferenceData()
+        loaded.begin_load()
+        for kind, key, rec in order:
+            live.apply(kind, key, rec)
+            loaded.apply(kind, key, rec)
+        loaded.freeze()
+        assert live.staff_person_owner("P-SHARED") == loaded.staff_person_owner("P-SHARED") == "u3"
+        live.apply("staff", "u3", staff("u3", "Shaw", "LS1 1AA", person_id="P-OWN"))
+        assert live.staff_person_owner("P-SHARED") == "u9"
+        assert live.staff_person_owner("P-OWN") == "u3"
+        live.apply("staff", "u9", None)
+        assert live.staff_person_owner("P-SHARED") is None
