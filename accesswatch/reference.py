@@ -49,7 +49,9 @@ FILES = {
     "duty": "duties.jsonl",
 }
 SUBJECT_TYPES = ("person", "vehicle", "address", "incident", "other")
+_TYPE_CODES = {t: i for i, t in enumerate(SUBJECT_TYPES)}
 SNAPSHOT_FORMAT = "accesswatch.reference-snapshot/1"
+LOAD_RUN = 2_000  # records a bulk read hands to ``load_many`` at a time
 CACHE = {"staff": 65_536, "subject": 65_536, "case": 16_384, "roster": 8_192}
 
 
@@ -399,6 +401,34 @@ class ReferenceData:
         if t.wants_freeze():
             self._freeze(kind)
 
+    def load_many(self, kind: str, keys: list[str], records: list[Any]) -> None:
+        """``apply(kind, key, record)`` for each pair in order, all upserts; while
+        loading, the whole run at once (a cold read's records, thousands at a time)."""
+        t = self.tables[kind]
+        if not t.loading:
+            for key, record in zip(keys, records, strict=True):
+                self.apply(kind, key, record)
+            return
+        if kind == "subject":  # most of any force's records: ``_row``, inline
+            surname, postcode, area, flagset = (_surname_key, _postcode_key, self.areas.code,
+                                                self.flagsets.code)
+            t.stage_many(keys, [
+                (_TYPE_CODES[r.subject_type], surname(r.surname), postcode(r.postcode),
+                 area(r.area) if r.area else -1,
+                 flagset(frozenset(f.strip().casefold() for f in r.flags)) if r.flags else 0)
+                for r in records])
+            return
+        row = self._row
+        rows, payloads = zip(*[row(kind, r) for r in records], strict=True) if records \
+            else ((), ())
+        first = t.stage_many(keys, list(rows), list(payloads))
+        if kind == "case":  # its subjects, for the index built at ``freeze``
+            pair_keys, pair_rows = self._case_pairs
+            for i, r in enumerate(records, first):
+                for sid in r.subject_ids:
+                    pair_keys.append(_fp(sid))
+                    pair_rows.append(i)
+
     def _row(self, kind: str, rec: Any) -> tuple[tuple[Any, ...], bytes]:
         """A record's column values (in its table's order) and payload."""
         if kind == "subject":
@@ -636,11 +666,18 @@ def load_reference_dir(directory: Path) -> tuple[ReferenceData, list[str]]:
             problems.append(f"{name}: not found; no {kind} records loaded")
             continue
         key_field = KEY_FIELDS[kind]
+        keys: list[str] = []
+        records: list[Any] = []
         for n, rec in read_jsonl(path, kind):
             if isinstance(rec, InvalidRecord):
                 problems.append(f"{name}:{n}: {rec.reason}")
-            else:
-                ref.apply(kind, getattr(rec, key_field), rec)
+                continue
+            keys.append(getattr(rec, key_field))
+            records.append(rec)
+            if len(records) >= LOAD_RUN:
+                ref.load_many(kind, keys, records)
+                keys, records = [], []
+        ref.load_many(kind, keys, records)
     ref.freeze()
     return ref, problems
 

@@ -31,7 +31,8 @@ from __future__ import annotations
 
 import hashlib
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
@@ -189,23 +190,24 @@ class Table:
         self.mv: dict[str, memoryview] = {}
         self.capacity = 0
         self.directory = Directory(np.zeros(0, np.int64))
-        self._resize(1024)
+        self._new_storage(1024)
+        self._views()
 
     # ---- storage -------------------------------------------------------------
     def _resize(self, capacity: int) -> None:
-        old, keep = self.cols, min(self.capacity, self.n)
+        old_fp, old_records, keep = self.cols["fp"], self.records, min(self.capacity, self.n)
         self._new_storage(capacity)
-        for name, a in old.items():
-            self.cols[name][:keep] = a[:keep]
+        self.cols["fp"][:keep] = old_fp[:keep]
+        self.records[:keep] = old_records[:keep]  # whole records: one copy, not one a field
         self._views()
 
     def _new_storage(self, capacity: int) -> None:
         """Room for ``capacity`` rows: ``fp`` alone (the index, scanned in runs), every
         other column a field of one record per row, so a row read is one or two
         cache lines, not one a column."""
-        records = np.zeros(capacity, self.record)
+        self.records = np.zeros(capacity, self.record)
         self.cols = {"fp": np.zeros(capacity, np.int64),
-                     **{name: records[name] for name in self.dtypes if name != "fp"}}
+                     **{name: self.records[name] for name in self.dtypes if name != "fp"}}
 
     def _views(self) -> None:
         self.mv = {name: a.data for name, a in self.cols.items()}
@@ -289,6 +291,38 @@ class Table:
             self._flush()
         return row
 
+    def stage_many(self, keys: list[str], rows: list[tuple[Any, ...]],
+                   payloads: list[bytes] | None = None) -> int:
+        """While loading: ``append`` of each (all alive), a column at a time; the row
+        number of the first.  A cold read is millions of records: per record this is a
+        few list items, where ``append`` is a call and a dozen appends."""
+        assert self.loading, "stage_many is for a bulk read"
+        first = self.n
+        if not keys:
+            return first
+        data = [k.encode("utf-8", "surrogatepass") for k in keys]
+        st = self._staged
+        crc, adler, sign = zlib.crc32, zlib.adler32, _SIGN
+        st["fp"].extend([((crc(d) << 32) | adler(d)) - sign for d in data])  # fingerprint()
+        self._stage_blob(self.ids, data, st["id_at"], st["id_len"])
+        st["alive"].extend([1] * len(keys))
+        if self.payload:
+            assert payloads is not None and len(payloads) == len(keys)
+            self._stage_blob(self.payloads, payloads, st["pl_at"], st["pl_len"])
+        for column, values in zip(self._user_lists, zip(*rows, strict=True), strict=True):
+            column.extend(values)
+        self.n = first + len(keys)
+        if self.n - self._flushed >= STAGE_ROWS:
+            self._flush()
+        return first
+
+    @staticmethod
+    def _stage_blob(blob: Blob, parts: list[bytes], at: list[int], lengths: list[int]) -> None:
+        sizes = [len(b) for b in parts]
+        at.extend(accumulate(sizes[:-1], initial=len(blob)))
+        lengths.extend(sizes)
+        blob.tail += b"".join(parts)
+
     def _flush(self) -> None:
         """Staged rows into the columns."""
         lo, hi = self._flushed, self.n
@@ -339,7 +373,8 @@ class Table:
         keep_sorted = last & (self.cols["alive"][:n][order] == 1)
         keep = order[keep_sorted]
         del order, sorted_fps, last, keep_sorted
-        cols, m = self.cols, len(keep)
+        m, cols = len(keep), self.cols
+        # The blobs first, while only the old storage is held (the peak is lower so).
         starts: dict[str, np.ndarray] = {}
         ids, starts["id_at"] = gather(self.ids.array(), cols["id_at"][:n][keep],
                                       cols["id_len"][:n][keep])
@@ -348,7 +383,16 @@ class Table:
             payloads, starts["pl_at"] = gather(self.payloads.array(), cols["pl_at"][:n][keep],
                                                cols["pl_len"][:n][keep])
             self.payloads = Blob(payloads)
-        self._adopt(lambda name: starts[name] if name in starts else cols[name][:n][keep], m)
+        old_fp, old_records = cols["fp"], self.records
+        del cols
+        self._new_storage(max(1024, m + m // 8))  # zeroed pages: only what is written is memory
+        # Whole records in one gather each, straight into the new storage.
+        np.take(old_fp[:n], keep, out=self.cols["fp"][:m], mode="clip")
+        np.take(old_records[:n], keep, out=self.records[:m], mode="clip")
+        del old_fp, old_records
+        for name, at in starts.items():
+            self.cols[name][:m] = at
+        self._adopt(m)
         return keep
 
     def _resolve_runs(self, order: np.ndarray, sorted_fps: np.ndarray, last: np.ndarray,
@@ -368,17 +412,8 @@ class Table:
                 last[j] = data not in seen
                 seen.add(data)
 
-    def _adopt(self, column: Callable[[str], np.ndarray], n: int,
-               mapped: tuple[str, ...] = ()) -> None:
-        """``n`` rows, all of them the base: each column from ``column(name)``, copied
-        into new storage with room to grow (zeroed pages: only what is written is
-        memory), except the ``mapped`` ones, kept as given."""
-        self._new_storage(max(1024, n + n // 8))
-        for name in self.dtypes:
-            if name in mapped:
-                self.cols[name] = column(name)
-            else:
-                self.cols[name][:n] = column(name)
+    def _adopt(self, n: int) -> None:
+        """The storage holds ``n`` rows, all of them the base: index them."""
         self.n = self.base_n = self.live = self._flushed = n
         self.recent = {}
         self.loading = False
@@ -416,7 +451,12 @@ class Table:
             if a.dtype != dtype or a.shape != (n,):
                 raise ValueError(f"{files[col]}: {a.dtype}{a.shape}, expected {dtype}({n},)")
             cols[col] = a
-        self._adopt(cols.__getitem__, n, mapped=("fp",))  # never written: it stays mapped
+        self._new_storage(max(1024, n + n // 8))
+        for col, a in cols.items():
+            if col != "fp":
+                self.cols[col][:n] = a
+        self.cols["fp"] = cols["fp"]  # never written: it stays mapped
+        self._adopt(n)
         self.live = int(np.count_nonzero(self.cols["alive"][:n]))
         self.ids = Blob(_map(directory / files["ids"]))
         self.payloads = Blob(_map(directory / files["payloads"]))

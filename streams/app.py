@@ -32,7 +32,6 @@ from streams.settings import Settings
 from streams.source import FaustSource, KafkaSource, Source
 
 log = logging.getLogger("accesswatch.worker")
-GC_YOUNG_THRESHOLD = 50_000  # allocations between young collections (Python's default: 700)
 PRODUCE_BATCH_BYTES = 512 * 1024  # a changelog checkpoint goes out in batches this big
 TRIM_EVERY_TICKS = 5  # seconds between handing the allocator's free pages back
 
@@ -219,5 +218,5 @@ def _quiet_gc() -> None:
     gc.collect()
     gc.freeze()
     gen0, *older = gc.get_threshold()
-    gc.set_threshold(max(gen0, GC_YOUNG_THRESHOLD), *older)
+    gc.set_threshold(max(gen0, malloc.GC_YOUNG_THRESHOLD), *older)
     malloc.trim()  # what reading reference data dropped goes back to the system

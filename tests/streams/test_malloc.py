@@ -56,3 +56,15 @@ def test_without_glibc_both_do_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(malloc, "_libc", lambda: None)
     assert malloc.trim() is False
     assert malloc.limit_arenas() is False
+
+
+def test_fewer_collections_raises_the_young_threshold_and_puts_it_back() -> None:
+    import gc
+
+    before = gc.get_threshold()
+    with malloc.fewer_collections():
+        assert gc.get_threshold() == (max(before[0], malloc.GC_YOUNG_THRESHOLD), *before[1:])
+    assert gc.get_threshold() == before
+    with pytest.raises(RuntimeError), malloc.fewer_collections():
+        raise RuntimeError("a failed read")
+    assert gc.get_threshold() == before

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from pathlib import Path
+from typing import Any
+
 import msgspec
+import pytest
 
 from accesswatch.reference import ReferenceData
 from streams.reference_feed import apply_record
@@ -79,3 +85,42 @@ def test_a_cold_read_applies_in_order_and_refuses_what_apply_record_refuses() ->
     assert all(ref.staff[u] == expected.staff[u] for u in ("E2", "E4"))
     assert {k: n for k, n in feed.applied.items() if n} == {
         f"staff:{op}": ops.count(op) for op in set(ops)}
+
+
+def test_a_cold_read_takes_one_partition_at_a_time(broker: str, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A partition assigned is fetched in the background, and a broker may answer with all
+    it holds: the cold read assigns one at a time and all of them only once caught up."""
+    from aiokafka import AIOKafkaConsumer
+    from prometheus_client import CollectorRegistry
+
+    from accesswatch.reference import load_reference_dir
+    from streams.metrics import Metrics
+    from streams.reference_feed import ReferenceFeed
+    from tests.streams.live import live_force
+
+    _env, s, force = live_force(broker, tmp_path, staff=60, seed=5, ref_partitions="3")
+    sizes: list[int] = []
+    assign = AIOKafkaConsumer.assign
+
+    def spy(self: AIOKafkaConsumer, partitions: list[Any]) -> None:
+        sizes.append(len(partitions))
+        assign(self, partitions)
+
+    monkeypatch.setattr(AIOKafkaConsumer, "assign", spy)
+    ref = ReferenceData()
+    feed = ReferenceFeed(s, ref, Metrics(CollectorRegistry()),
+                         dict.fromkeys(s.ref_topics.values(), 3))
+
+    async def read() -> None:
+        task = asyncio.create_task(feed.run())
+        try:
+            await asyncio.wait_for(feed.ready.wait(), 120)
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    asyncio.run(read())
+    assert sizes[-1] == 12 and sizes[:-1] and set(sizes[:-1]) == {1}, sizes
+    assert ref.sizes() == load_reference_dir(force)[0].sizes()
