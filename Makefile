@@ -6,8 +6,9 @@ PY := $(VENV)/bin/python
 AW := $(VENV)/bin/accesswatch
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= .demo
-# The worker before issue 16: make bench runs it alongside (BENCH_BASELINE= to skip).
-BENCH_BASELINE ?= 0704a07
+# The worker before issue 21 (compact reference data): make bench runs it alongside
+# (BENCH_BASELINE= to skip, BENCH_BASELINE=rev for another).
+BENCH_BASELINE ?= 903f507
 
 .DEFAULT_GOAL := help
 .PHONY: help install tools test test-fast lint lock bench demo demo-offline clean

@@ -127,8 +127,8 @@ settings) took turns with this one, rules only, in this run (`--baseline {b['rev
 | `{b['revision']}` | **{b['events_per_s']:,}** | {_runs(b)} | \
 {" / ".join(str(x) for x in b['cpu_us_per_event'])} | {b['changelog_records']:,} |
 
-This revision ÷ `{b['revision']}`, best runs: **{ratio}** (issue 16 asks for at least 1:
-{met}); turn by turn: {pairs}.
+This revision ÷ `{b['revision']}`, best runs: **{ratio}** (a change must not make the worker
+slower: at least 1, {met}); turn by turn: {pairs}.
 """
 
 
