@@ -4,7 +4,7 @@ A force's records system holds millions of people; a Python object per record
 costs about a kilobyte each.  Here a record kind is a ``Table``: one NumPy array
 per column, its ids and variable-length payloads in byte blobs, and an index by
 id.  Nothing per record is a Python object: a worker holding 5,000,000 subjects
-and their cases and duties spends about 85 bytes a record.
+and their cases and duties spends about 88 bytes a record.
 
 A table has two parts:
 
