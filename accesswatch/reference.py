@@ -367,12 +367,7 @@ class ReferenceData:
             if record is None:
                 t.append(key, (), alive=False)
             else:
-                row = t.append(key, *self._row(kind, record))
-                if kind == "case":  # its subjects, for the index built at ``freeze``
-                    keys, rows = self._case_pairs
-                    for sid in record.subject_ids:  # a repeat costs a pair, no more
-                        keys.append(_fp(sid))
-                        rows.append(row)
+                self.load_many(kind, [key], [record])
             return
         row = t.find(key)
         was_own = None  # the member's own person record until now
@@ -409,34 +404,23 @@ class ReferenceData:
             for key, record in zip(keys, records, strict=True):
                 self.apply(kind, key, record)
             return
-        if kind == "subject":  # most of any force's records: ``_row``, inline
-            surname, postcode, area, flagset = (_surname_key, _postcode_key, self.areas.code,
-                                                self.flagsets.code)
-            t.stage_many(keys, [
-                (_TYPE_CODES[r.subject_type], surname(r.surname), postcode(r.postcode),
-                 area(r.area) if r.area else -1,
-                 flagset(frozenset(f.strip().casefold() for f in r.flags)) if r.flags else 0)
-                for r in records])
+        if kind == "subject":  # most of the records, with no payload: their values alone
+            t.stage_many(keys, [self._subject_values(r) for r in records])
             return
-        row = self._row
-        rows, payloads = zip(*[row(kind, r) for r in records], strict=True) if records \
-            else ((), ())
-        first = t.stage_many(keys, list(rows), list(payloads))
+        rows, payloads = zip(*[self._row(kind, r) for r in records], strict=True) \
+            if records else ((), ())
+        first = t.stage_many(keys, list(rows), list(payloads) if t.payload else None)
         if kind == "case":  # its subjects, for the index built at ``freeze``
             pair_keys, pair_rows = self._case_pairs
             for i, r in enumerate(records, first):
-                for sid in r.subject_ids:
+                for sid in r.subject_ids:  # a repeat costs a pair, no more
                     pair_keys.append(_fp(sid))
                     pair_rows.append(i)
 
     def _row(self, kind: str, rec: Any) -> tuple[tuple[Any, ...], bytes]:
         """A record's column values (in its table's order) and payload."""
         if kind == "subject":
-            flags = frozenset(f.strip().casefold() for f in rec.flags) if rec.flags else \
-                frozenset()
-            return (SUBJECT_TYPES.index(rec.subject_type), _surname_key(rec.surname),
-                    _postcode_key(rec.postcode), self.areas.code(rec.area) if rec.area else -1,
-                    self.flagsets.code(flags)), b""
+            return self._subject_values(rec), b""
         if kind == "staff":
             person = rec.person_id or None
             return (_surname_key(rec.surname), _postcode_key(rec.home_postcode),
@@ -450,6 +434,12 @@ class ReferenceData:
                     ), _encode((rec.area, rec.assigned_users, rec.subject_ids))
         user = rec.user_id.encode("utf-8", "surrogatepass")
         return (fingerprint(user), parse_ts_recent(rec.start), parse_ts_recent(rec.end)), user
+
+    def _subject_values(self, rec: Any) -> tuple[Any, ...]:
+        flags = frozenset(f.strip().casefold() for f in rec.flags) if rec.flags else frozenset()
+        return (_TYPE_CODES[rec.subject_type], _surname_key(rec.surname),
+                _postcode_key(rec.postcode), self.areas.code(rec.area) if rec.area else -1,
+                self.flagsets.code(flags))
 
     def _index(self, kind: str, row: int, rec: Any) -> None:
         """Keep the secondary indexes in step with one row just written."""

@@ -258,8 +258,9 @@ class Table:
     def append(self, key: str, values: tuple[Any, ...], payload: bytes = b"",
                alive: bool = True) -> int:
         """A new row for ``key``; outside loading, only for an id not held."""
-        if self.loading:
-            return self._stage(key, values, payload, alive)
+        if self.loading:  # a tombstone's row keeps no payload
+            return self.stage_many([key], [values or self._zeros],
+                                   [payload if alive else b""] if self.payload else None, alive)
         row = self.n
         if row >= self.capacity:  # also after ``load``: its fingerprints are mapped read-only
             self._resize(max(1024, row + row // 2))
@@ -273,29 +274,11 @@ class Table:
         self.recent[key] = row
         return row
 
-    def _stage(self, key: str, values: tuple[Any, ...], payload: bytes, alive: bool) -> int:
-        st = self._staged
-        data = key.encode("utf-8", "surrogatepass")
-        st["fp"].append(fingerprint(data))
-        st["id_at"].append(self.ids.append(data))
-        st["id_len"].append(len(data))
-        st["alive"].append(alive)
-        if self.payload:
-            st["pl_at"].append(self.payloads.append(payload) if alive else 0)
-            st["pl_len"].append(len(payload) if alive else 0)
-        for column, value in zip(self._user_lists, values or self._zeros, strict=True):
-            column.append(value)
-        row = self.n
-        self.n = row + 1
-        if self.n - self._flushed >= STAGE_ROWS:
-            self._flush()
-        return row
-
     def stage_many(self, keys: list[str], rows: list[tuple[Any, ...]],
-                   payloads: list[bytes] | None = None) -> int:
-        """While loading: ``append`` of each (all alive), a column at a time; the row
-        number of the first.  A cold read is millions of records: per record this is a
-        few list items, where ``append`` is a call and a dozen appends."""
+                   payloads: list[bytes] | None = None, alive: bool = True) -> int:
+        """While loading: ``append`` of each, a column at a time; the row number of the
+        first.  A cold read is millions of records: per record this is a few list
+        items, not a call and a dozen appends."""
         assert self.loading, "stage_many is for a bulk read"
         first = self.n
         if not keys:
@@ -305,7 +288,7 @@ class Table:
         crc, adler, sign = zlib.crc32, zlib.adler32, _SIGN
         st["fp"].extend([((crc(d) << 32) | adler(d)) - sign for d in data])  # fingerprint()
         self._stage_blob(self.ids, data, st["id_at"], st["id_len"])
-        st["alive"].extend([1] * len(keys))
+        st["alive"].extend([int(alive)] * len(keys))
         if self.payload:
             assert payloads is not None and len(payloads) == len(keys)
             self._stage_blob(self.payloads, payloads, st["pl_at"], st["pl_len"])

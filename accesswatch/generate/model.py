@@ -27,8 +27,31 @@ class Duty:
     kind: str  # early / late / night / day / office / overtime / rest_day / call_in
 
 
+class StaffRole:
+    """A member's ``role``, ``unit`` and ``works``, from their role spec and status:
+    ``Staff`` here and the national generator's ``Member``."""
+
+    __slots__ = ()
+    spec: RoleSpec
+    status: str
+    idle: bool
+
+    @property
+    def role(self) -> str:
+        return self.spec.role
+
+    @property
+    def unit(self) -> str:
+        return self.spec.unit
+
+    @property
+    def works(self) -> bool:
+        """Whether the member normally makes accesses at all."""
+        return self.status == "active" and not self.idle
+
+
 @dataclass(slots=True, eq=False)
-class Staff:
+class Staff(StaffRole):
     user_id: str
     surname: str
     forenames: str | None
@@ -51,19 +74,6 @@ class Staff:
     family: list[str] = field(default_factory=list)
     neighbours: list[str] = field(default_factory=list)
     namesakes: list[str] = field(default_factory=list)  # same surname, elsewhere
-
-    @property
-    def role(self) -> str:
-        return self.spec.role
-
-    @property
-    def unit(self) -> str:
-        return self.spec.unit
-
-    @property
-    def works(self) -> bool:
-        """Whether the member normally makes accesses at all."""
-        return self.status == "active" and not self.idle
 
 
 @dataclass(slots=True, eq=False)

@@ -17,6 +17,7 @@ import msgspec
 from . import names
 from .clock import DAY, MINUTE, local_day, local_text, local_to_utc
 from .duties import _shifts, _ymd
+from .model import StaffRole
 from .national_layout import AREA_NAMES, Postcodes
 from .roles import RoleSpec
 from .staff import _role_counts, _served_area, _set_statuses, hr_postcode
@@ -30,7 +31,7 @@ _ENCODE = msgspec.json.Encoder().encode
 
 
 @dataclass(slots=True, eq=False)
-class Member:
+class Member(StaffRole):
     user_id: str
     surname: str  # as HR typed it
     forenames: str | None
@@ -43,18 +44,6 @@ class Member:
     idle: bool = False
     last_active: int | None = None
     person_id: str | None = None
-
-    @property
-    def role(self) -> str:
-        return self.spec.role
-
-    @property
-    def unit(self) -> str:
-        return self.spec.unit
-
-    @property
-    def works(self) -> bool:
-        return self.status == "active" and not self.idle
 
 
 # A person record tied to a member: surname, forenames, postcode (as written), area, flags.
