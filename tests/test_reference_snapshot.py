@@ -15,7 +15,7 @@ import pytest
 from accesswatch.contract.reference import Case, DutyPeriod
 from accesswatch.contract.timestamps import format_ts
 from accesswatch.reference import ReferenceData, SnapshotError
-from accesswatch.refstore import Lookup, Table, fingerprint
+from accesswatch.refstore import Directory, Lookup, Table, fingerprint
 from tests.core.force import HOUR, T0, build_force, person, staff
 
 IDS = ("u1", "u2", "hq1", "nobody")
@@ -219,3 +219,36 @@ def test_a_person_record_shared_by_two_members_belongs_to_the_first_by_id() -> N
         assert live.staff_person_owner("P-OWN") == "u3"
         live.apply("staff", "u9", None)
         assert live.staff_person_owner("P-SHARED") is None
+
+
+def test_ids_sharing_a_fingerprint_are_told_apart_by_their_bytes() -> None:
+    # Two 64-bit fingerprints alike are rare but possible: the id itself decides.
+    t = Table({"v": "i8"})
+    t.append("a", (1,))
+    t.append("b", (2,))
+    t.freeze()
+    row_a = t.find("a")
+    t.cols["fp"][: t.n] = fingerprint(b"a")  # "b" now carries "a"'s fingerprint
+    t.directory = Directory(t.cols["fp"][: t.n])
+    t._views()
+    assert t.find("a") == row_a and t.cols["v"][row_a] == 1
+    assert t.find("b") == -1  # its own fingerprint is nowhere now
+
+
+def test_members_are_built_up_front_and_subjects_on_first_sight(tmp_path: Path) -> None:
+    ref = ReferenceData()
+    ref.begin_load()
+    for uid in ("u1", "u2", "u3"):
+        ref.apply("staff", uid, staff(uid, "Smith", "LS1 4AP"))
+    for sid in ("P-1", "P-2"):
+        ref.apply("subject", sid, person(sid, "Jones", "LS2 7XX"))
+    ref.freeze()
+    assert set(ref.staff.cache) == {"u1", "u2", "u3"}  # every member, built at the fold
+    assert not ref.subjects.cache and not ref.cases.cache
+    assert ref.subjects.get("P-2") is not None and set(ref.subjects.cache) == {"P-2"}
+    ref.apply("staff", "u9", staff("u9", "Ward", None))
+    assert "u9" not in ref.staff.cache and ref.staff.get("u9").user_id == "u9"  # on sight
+    ref.save(tmp_path / "snap", {})
+    again = ReferenceData()
+    again.restore(tmp_path / "snap")
+    assert set(again.staff.cache) == {"u1", "u2", "u3", "u9"} and not again.subjects.cache

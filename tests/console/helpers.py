@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import re
+import shutil
 import tempfile
+import weakref
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -83,13 +85,14 @@ def event_json(event_id: str, *, user_id: str = "E00412", ts: str = "2026-03-02T
 
 
 def make_state() -> ConsoleState:
-    # A history file of its own, holding the two alerts' evidence.
-    history = History(Path(tempfile.mkdtemp(prefix="aw-console-")) / "history.sqlite3",
-                      retention_days=0, commit_after_s=0)
+    # A history file of its own, holding the two alerts' evidence, gone with the state.
+    directory = Path(tempfile.mkdtemp(prefix="aw-console-"))
+    history = History(directory / "history.sqlite3", retention_days=0, commit_after_s=0)
     history.add([HistoryEvent.of(decode_event(event_json(eid, ts=ts)))
                  for eid, ts in (("ev-1", "2026-03-02T09:10:00Z"),
                                  ("ev-2", "2026-03-02T09:14:00Z"))], {0: 2})
     state = ConsoleState(AlertStore(1000), history=history)
+    weakref.finalize(state, shutil.rmtree, directory, True)
     state.staff.upsert("E00412", StaffInfo("constable", "Response", "North", "active"))
     state.add_alert(alert())
     state.add_alert(alert("aw-00000000000000000002", severity="critical", score=85.0,
