@@ -9,7 +9,9 @@ what the rules and features read (keys of the normalised surname and postcode,
 flags, area, the member's own record, case assignments and subjects, duty
 periods), about 85 bytes a record in a worker.  A lookup builds a small immutable record
 (``Staff``, ``Subject``, ``CaseInfo``) from its row; the ones in use are kept
-in bounded caches, which every change to that id clears.  The whole state can
+in bounded caches, which every change to that id clears.  Members, asked for by
+every event, are all built when their table is folded or restored, if they fit
+their cache; subjects and cases on first sight.  The whole state can
 be written to a snapshot directory and memory-mapped back (``save`` / ``load``).
 """
 
