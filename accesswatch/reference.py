@@ -132,9 +132,8 @@ class RecordView(Generic[R]):
         self.lookup: Callable[[str], R | None] = self.cache.__getitem__
 
     def _build(self, key: str) -> R | None:
-        t = self.table
-        row = t.find(key)
-        return self.make(row, key) if row >= 0 and t.mv["alive"][row] else None
+        row = self.table.row_alive(key)
+        return self.make(row, key) if row >= 0 else None
 
     def get(self, key: str, default: Any = None) -> R | Any:
         hit = self.cache[key]
@@ -158,23 +157,20 @@ class RecordView(Generic[R]):
     def forget(self, key: str) -> None:
         self.cache.pop(key, None)
 
-    def refill(self, *, build: bool = False) -> int:
-        """Empty the cache (the rows moved).  With ``build``, and when every record fits
-        in it, build them all now, so no event pays for a first sight; how many were
-        built.  Only the members are built so: every event asks for its member, and
-        they are few.  Subjects and cases are asked for a few at a time and are many:
-        built up front they would cost their memory from the start (measured at 2,000
-        staff: 62,325 subjects, 14 MB more RSS after the first day)."""
+    def build_all(self) -> None:
+        """Empty the cache (the rows moved), then build every record now if all fit in
+        it, so no event pays for a first sight.  For the members alone: every event asks
+        for its member, and they are few.  Subjects and cases are asked for a few at a
+        time and are many: built up front they would cost their memory from the start
+        (measured at 2,000 staff: 62,325 subjects, 14 MB more RSS after the first day)."""
         cache, t = self.cache, self.table
         cache.clear()
-        if not build or t.loading or t.live >= cache.size:
-            return 0
+        if t.loading or t.live >= cache.size:
+            return
         make, id_at = self.make, t.id_at
         for row in t.alive_rows().tolist():
             key = id_at(row)
             cache[key] = make(row, key)
-        return len(cache)
-
 
 class Pool:
     """Few distinct values (areas, flag sets) as small integer codes."""
@@ -506,12 +502,12 @@ class ReferenceData:
         n = t.n
         if kind == "subject":
             self._count_areas()
-            self.subjects.refill()
+            self.subjects.cache.clear()
         elif kind == "staff":
             keys = t.cols["person_key"][:n]
             rows = np.flatnonzero(keys)
             self._by_person.build(keys[rows], rows)
-            self.staff.refill(build=True)
+            self.staff.build_all()
             self._own_records()
         elif kind == "case":
             old_to_new = np.full(old_n, -1, np.int64)
@@ -520,7 +516,7 @@ class ReferenceData:
             self._by_subject.remap(old_to_new, np.frombuffer(pair_keys, np.int64),
                                    np.frombuffer(pair_rows, np.int64))
             self._case_pairs = (array("q"), array("q"))
-            self.cases.refill()
+            self.cases.cache.clear()
         else:
             self._by_user.build(t.cols["user_key"][:n], np.arange(n))
             self._rosters.clear()
@@ -608,7 +604,7 @@ class ReferenceData:
                                 f"({type(e).__name__}: {e})") from None
         self._count_areas()
         self._own_records()
-        self.staff.refill(build=True)
+        self.staff.build_all()
         meta: dict[str, Any] = manifest["meta"]
         return meta
 

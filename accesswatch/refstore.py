@@ -211,10 +211,8 @@ class Table:
                      **{name: self.records[name] for name in self.dtypes if name != "fp"}}
 
     def _views(self) -> None:
-        mv = self.mv = {name: a.data for name, a in self.cols.items()}
+        self.mv = {name: a.data for name, a in self.cols.items()}
         self.capacity = len(self.cols["fp"])
-        self._probe = (self.directory.mv, self.directory.shift, mv["fp"], mv["id_at"],
-                       mv["id_len"])
 
     def id_at(self, row: int) -> str:
         mv = self.mv
@@ -228,8 +226,8 @@ class Table:
     def find(self, key: str) -> int:
         """The row holding ``key`` (alive or not), or -1.  Not while loading.
 
-        Asked on every first sight of an id, so written for speed: the arrays it
-        reads are held in one tuple, and the bucket is searched in C (``bisect``).
+        Asked on every first sight of an id: the bucket is searched in C (``bisect``),
+        and an id's bytes are compared only where the fingerprint and length match.
         """
         row = self.recent.get(key)
         if row is not None:
@@ -239,8 +237,9 @@ class Table:
         data = key.encode("utf-8", "surrogatepass")
         crc = zlib.crc32(data)
         f = ((crc << 32) | zlib.adler32(data)) - _SIGN  # fingerprint(), inline
-        directory, shift, fps, id_at, id_len = self._probe
-        b = crc >> shift
+        directory, mv = self.directory.mv, self.mv
+        fps, id_at, id_len = mv["fp"], mv["id_at"], mv["id_len"]
+        b = crc >> self.directory.shift
         end = directory[b + 1]
         i = bisect_left(fps, f, directory[b], end)  # a bucket holds about four
         n = len(data)
