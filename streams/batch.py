@@ -20,7 +20,7 @@ import msgspec
 from accesswatch.contract.events import AccessEvent, decode_event
 from accesswatch.core import Alert, Detector, Member, Outcome
 from accesswatch.errors import InvalidRecord
-from streams.store import StoredState, already_applied
+from streams.store import StoredState
 
 log = logging.getLogger("accesswatch.batch")
 
@@ -152,15 +152,23 @@ def run_batch(detector: Detector, messages: Sequence[Message], load_state: State
 def _not_yet_applied(events: list[AccessEvent], sources: list[Message],
                      states: dict[str, Member], out: BatchOutcome
                      ) -> tuple[list[AccessEvent], list[Message]]:
-    """Drop events a stored state already includes (a replay after a crash); note the rest."""
+    """Drop events a stored state already includes (a replay after a crash); note the rest.
+
+    A stored state says how far it goes (``applied``: partition, offset after); an event
+    on another partition than the state's cannot be placed, and is applied."""
+    upto = {uid: getattr(state, "applied", None) for uid, state in states.items()}
     kept_events, kept_sources = [], []
+    last: dict[str, Message] = {}
     for event, m in zip(events, sources, strict=True):
-        if already_applied(states.get(event.user_id), m.partition, m.offset):
+        uid = event.user_id
+        applied = upto[uid]
+        if applied is not None and applied[0] == m.partition and m.offset < applied[1]:
             out.skipped += 1
             continue
         kept_events.append(event)
         kept_sources.append(m)
-        out.applied[event.user_id] = (m.partition, m.offset + 1)
+        last[uid] = m
+    out.applied = {uid: (m.partition, m.offset + 1) for uid, m in last.items()}
     return kept_events, kept_sources
 
 

@@ -22,9 +22,10 @@ delivery, nothing lost and nothing published twice.  Its rules, in order:
    stored state already includes (``applied``) are skipped.
 4. **Going back** (``rewind``): when the core fails on a batch, or a partition
    does not start at its committed offset, the partitions concerned go back to
-   the last checkpoint (stored state, committed offset, marks) and read again;
-   the batch that failed is then taken with a checkpoint after every batch, so
-   the one-by-one retry finds each member as they were before it.  A source
+   the last checkpoint: their state and marks are read again from the changelog,
+   their events from the committed offset.  The batch that failed is then taken
+   with a checkpoint after every batch, each batch keeping a copy of its members
+   as they were before it, from which the one-by-one retry starts.  A source
    that cannot seek restarts the worker instead, which comes to the same.
 
 Under the Faust source, Faust commits the offsets of every batch the agent
@@ -40,6 +41,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Iterable
+from itertools import chain
 from typing import Any
 
 from accesswatch.core import Detector
@@ -48,7 +51,7 @@ from streams.metrics import Metrics
 from streams.outputs import Outputs
 from streams.settings import Settings
 from streams.source import Restart, Source
-from streams.store import StateStore, changelog_ends, read_changelog
+from streams.store import StateStore, changelog_ends, encoded, read_changelog
 
 log = logging.getLogger("accesswatch.worker")
 RECOVERY_TIMEOUT = 120.0  # seconds to read back a partition's state and outputs
@@ -169,9 +172,11 @@ class Checkpoint:
             careful = bool(self.careful) and any(
                 m.offset <= self.careful.get(m.partition, -1) for m in messages)
             each_batch = careful or self._source_commits
+            # A batch that may be retried event by event keeps its members as they were.
+            load, before = self.store.rollback_loaders() if each_batch else (self.store.load,
+                                                                             None)
             try:
-                out = run_batch(self.detector, messages, self.store.load,
-                                self.store.as_stored if each_batch else None)
+                out = run_batch(self.detector, messages, load, before)
             except CoreFailed:
                 last: dict[int, int] = {}
                 for m in messages:
@@ -214,7 +219,7 @@ class Checkpoint:
     def _rewind(self, partitions: set[int], careful: dict[int, int]) -> None:
         """Rule 4: back to the last checkpoint on ``partitions`` and read them again."""
         assert self.source is not None
-        self.store.back_to_stored(partitions)
+        self.store.forget(partitions)  # the changelog has them as the checkpoint left them
         self.outputs.forget(partitions)
         self.recovered -= partitions
         offsets = {p: self.committed[p] for p in partitions if p in self.committed}
@@ -259,12 +264,16 @@ class Checkpoint:
     async def _commit(self) -> None:
         """Rule 2: state and marks on the changelog, acknowledged; then the offsets."""
         changed = self.store.take_changed()
+        marks: dict[int, list[tuple[bytes, bytes]]] = {}
         for p, key, value in self.outputs.pending_marks():
             if self.store.holds(p):
                 self.store.stored[p][key] = value
-                changed.setdefault(p, []).append((key, value))  # after the members it vouches for
+                marks.setdefault(p, []).append((key, value))
         sends: list[tuple[Any, int]] = []
-        for p, records in changed.items():
+        for p in [*changed, *(p for p in marks if p not in changed)]:
+            # A mark goes after the members it vouches for; each member is encoded as it
+            # joins a produce batch, so one encoded state at a time is held here.
+            records = chain(encoded(changed.get(p, ())), marks.get(p, ()))
             sends += await self._send(p, records)
         metas = await asyncio.gather(*(future for future, _ in sends))
         for meta, (_, count) in zip(metas, sends, strict=True):  # a batch's base offset
@@ -281,7 +290,7 @@ class Checkpoint:
                 return
             self.committed.update(offsets)
 
-    async def _send(self, partition: int, records: list[tuple[bytes, bytes]]
+    async def _send(self, partition: int, records: Iterable[tuple[bytes, bytes]]
                     ) -> list[tuple[Any, int]]:
         """The records in as few produce batches as fit: (future of its metadata, records)."""
         producer, topic = self.producer, self.settings.state_changelog

@@ -4,10 +4,16 @@ The state changelog has a partition per events partition; a member's record
 goes to the partition their events arrive on, so whoever owns that events
 partition recovers it by reading the changelog partition from the start
 (``read_changelog``).  Between two checkpoints the live ``Member`` objects
-change in place and are only noted as changed; ``take_changed`` encodes each
-changed member once, at the checkpoint (``streams/checkpoint.py``).  A member
-active in ten batches between two checkpoints costs one encode and one
-changelog record, not ten.
+change in place and are only noted as changed; at the checkpoint each changed
+member is encoded once, as it goes out (``take_changed``, ``encoded``,
+``streams/checkpoint.py``).  A member active in ten batches between two
+checkpoints costs one encode and one changelog record, not ten.
+
+A member is held once: a record read back is decoded on first sight and let
+go, and a record written is not kept.  The changelog holds the checkpointed
+copy: a partition that has to go back to it is read again.  A batch that may
+have to be retried event by event keeps its own copies, of its members only
+(``rollback_loaders``).
 
 A stored state also says which event it includes up to (``applied``: the
 events partition and the offset after the member's last event).  A worker
@@ -23,7 +29,7 @@ still reads these records, and records without it decode with it unset.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 import msgspec
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -45,6 +51,7 @@ class StoredState(Member):
 _FIELDS = Member.__struct_fields__
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(StoredState)
+Loader = Callable[[str, int], StoredState | None]  # (user id, partition) → state
 
 
 def encode_stored(state: StoredState) -> bytes:
@@ -62,17 +69,12 @@ def stored(state: Member) -> StoredState:
     return StoredState(**{name: getattr(state, name) for name in _FIELDS})
 
 
-def already_applied(state: Member | None, partition: int, offset: int) -> bool:
-    """True when ``state`` already includes the event at ``partition``/``offset``."""
-    applied = getattr(state, "applied", None)
-    return applied is not None and applied[0] == partition and offset < applied[1]
-
-
 class StateStore:
-    """The members of the partitions this worker holds: as stored, and as they are now."""
+    """The members of the partitions this worker holds: as read back, and as they are now."""
 
     def __init__(self) -> None:
-        self.stored: dict[int, Records] = {}  # partition → records as last written or read
+        # partition → records read back and not live yet, and the outputs' marks
+        self.stored: dict[int, Records] = {}
         self.live: dict[int, dict[str, StoredState]] = {}  # partition → member → state
         self.changed: dict[str, int] = {}  # member → partition, since the last checkpoint
         self.ends: dict[int, int] = {}  # partition → changelog end offset as we left it
@@ -87,19 +89,33 @@ class StateStore:
         self.ends[partition] = end
 
     def load(self, user_id: str, partition: int) -> StoredState | None:
-        """The member's live state, or the stored one (decoded once) on first sight."""
+        """The member's live state, or the stored one on first sight: decoded, and the
+        record let go (the live object is the member from then on)."""
         live = self.live[partition]
         state = live.get(user_id)
         if state is None:
-            raw = self.stored[partition].get(user_id.encode())
+            raw = self.stored[partition].pop(user_id.encode(), None)
             if raw is not None:
                 state = live[user_id] = decode_stored(raw)
         return state
 
-    def as_stored(self, user_id: str, partition: int) -> StoredState | None:
-        """The member as the last checkpoint stored them (a fresh object)."""
-        raw = self.stored[partition].get(user_id.encode())
-        return decode_stored(raw) if raw is not None else None
+    def rollback_loaders(self) -> tuple[Loader, Loader]:
+        """``(load, before)`` for a batch that may be retried event by event: ``load`` is
+        ``self.load`` that also encodes each member it hands out, before the core changes
+        them; ``before`` decodes that copy afresh (``None``: the member is new)."""
+        kept: dict[str, bytes] = {}
+
+        def load(user_id: str, partition: int) -> StoredState | None:
+            state = self.load(user_id, partition)
+            if state is not None:
+                kept[user_id] = encode_stored(state)
+            return state
+
+        def before(user_id: str, partition: int) -> StoredState | None:
+            raw = kept.get(user_id)
+            return decode_stored(raw) if raw is not None else None
+
+        return load, before
 
     def put(self, states: dict[str, tuple[Member, int]],
             applied: dict[str, tuple[int, int]] | None = None) -> None:
@@ -110,34 +126,32 @@ class StateStore:
                 kept.applied = applied[uid]
             self.changed[uid] = partition
 
-    def take_changed(self) -> dict[int, list[tuple[bytes, bytes]]]:
-        """Each changed member encoded once, by partition; the store now holds these."""
-        out: dict[int, list[tuple[bytes, bytes]]] = {}
+    def take_changed(self) -> dict[int, list[tuple[bytes, StoredState]]]:
+        """Each member changed since the last checkpoint, by partition: its key and live
+        state, to be ``encoded`` as it goes out (one encoded record at a time in memory)."""
+        out: dict[int, list[tuple[bytes, StoredState]]] = {}
         for uid, p in self.changed.items():
             state = self.live.get(p, {}).get(uid)
             if state is None:  # its partition went back since
                 continue
-            key, value = uid.encode(), encode_stored(state)
-            self.stored[p][key] = value
-            out.setdefault(p, []).append((key, value))
+            out.setdefault(p, []).append((uid.encode(), state))
         self.changed.clear()
         return out
 
-    def back_to_stored(self, partitions: Iterable[int]) -> None:
-        """Drop what changed since the last checkpoint on ``partitions``."""
-        gone = set(partitions)
-        for p in gone:
-            if p in self.live:
-                self.live[p] = {}
-        self.changed = {uid: p for uid, p in self.changed.items() if p not in gone}
-
     def forget(self, partitions: Iterable[int]) -> None:
+        """Partitions let go, or going back to their last checkpoint: read them again."""
         gone = set(partitions)
-        self.back_to_stored(gone)
         for p in gone:
             self.stored.pop(p, None)
             self.live.pop(p, None)
             self.ends.pop(p, None)
+        self.changed = {uid: p for uid, p in self.changed.items() if p not in gone}
+
+
+def encoded(records: Iterable[tuple[bytes, StoredState]]) -> Iterator[tuple[bytes, bytes]]:
+    """``take_changed``'s records as changelog records, each encoded when asked for."""
+    for key, state in records:
+        yield key, encode_stored(state)
 
 
 async def changelog_ends(s: Settings, partitions: Iterable[int]) -> dict[int, int]:

@@ -20,7 +20,13 @@ from streams.checkpoint import Checkpoint
 from streams.metrics import Metrics
 from streams.outputs import Mark, Outputs, mark_key
 from streams.settings import Settings
-from streams.store import StateStore, already_applied, decode_stored, encode_stored, stored
+from streams.store import (
+    StateStore,
+    decode_stored,
+    encode_stored,
+    encoded,
+    stored,
+)
 from tests.core.force import HOUR, T0, build_force
 from tests.streams.test_batch import Msg, wire
 
@@ -168,9 +174,17 @@ def test_stored_state_says_how_far_it_goes_and_the_core_still_reads_it() -> None
     assert decode_state(raw).last_t == 5.0  # the core's decoder ignores the extra field
     back = decode_stored(raw)
     assert back.applied == (2, 41)
-    assert already_applied(back, 2, 40) and not already_applied(back, 2, 41)
-    assert not already_applied(back, 1, 3)  # another partition: cannot tell, apply
     assert decode_stored(msgspec.msgpack.encode(Member())).applied is None
+    # Up to offset 41 of partition 2 it holds; past it, or on another partition (it
+    # cannot tell), an event is applied.
+    msgs = [Msg(wire("e40", "u1", T0 + HOUR), partition=2, offset=40),
+            Msg(wire("e41", "u1", T0 + 2 * HOUR), partition=2, offset=41),
+            Msg(wire("e3", "u1", T0 + 3 * HOUR), partition=1, offset=3)]
+    for m, skipped in zip(msgs, (1, 0, 0), strict=True):
+        out = run_batch(Detector(load_rules(), build_force()), [m],
+                        lambda uid, p: decode_stored(raw))
+        assert (out.skipped, out.applied) == (skipped, {} if skipped else
+                                               {"u1": (m.partition, m.offset + 1)})
 
 
 def test_a_replayed_batch_skips_what_the_stored_state_holds() -> None:
@@ -180,10 +194,11 @@ def test_a_replayed_batch_skips_what_the_stored_state_holds() -> None:
     msgs = [Msg(wire(f"e{i}", "u1", T0 + i * 60), partition=3, offset=i) for i in range(5)]
     first = run_batch(detector, msgs[:3], store.load)
     store.put(first.states, first.applied)
-    store.take_changed()  # a checkpoint; then the worker dies before committing offsets
-    assert decode_stored(store.stored[3][b"u1"]).applied == (3, 3)
+    # A checkpoint; then the worker dies before committing offsets.
+    changelog = dict(encoded(store.take_changed()[3]))
+    assert decode_stored(changelog[b"u1"]).applied == (3, 3)
     after = StateStore()  # the next owner, from the changelog
-    after.restore(3, dict(store.stored[3]), 1)
+    after.restore(3, changelog, 1)
     again = run_batch(detector, msgs, after.load)
     assert (again.skipped, again.processed, again.applied["u1"]) == (3, 5, (3, 5))
     assert again.states["u1"][0].last_t == T0 + 4 * 60
@@ -293,16 +308,16 @@ def test_versions_held_back_are_named_in_the_mark_and_sent_by_the_next_owner(
     assert len(_versions(first_producer.sent[ALERTS])) == 1 and first.held
     # A checkpoint as the checkpoint writes it: the members, then the marks; then the
     # worker dies with v2 held.
-    store.take_changed()
+    changelog = {p: dict(encoded(records)) for p, records in store.take_changed().items()}
     for p, key, raw in marks:
-        store.stored[p][key] = raw
-    assert msgspec.msgpack.decode(store.stored[2][mark_key(2)], type=Mark).held == ["u3"]
+        changelog[p][key] = raw
+    assert msgspec.msgpack.decode(changelog[2][mark_key(2)], type=Mark).held == ["u3"]
 
     no_tails(monkeypatch, {2: {}})
     producer = FakeProducer()
     second = Outputs(s, producer, Metrics(CollectorRegistry()))
     after = StateStore()  # the next owner, from the changelog
-    after.restore(2, dict(store.stored[2]), 1)
+    after.restore(2, changelog[2], 1)
 
     async def run_second() -> None:
         await second.prime({2}, after.stored)

@@ -9,7 +9,7 @@ from accesswatch.core.state import decode_state, encode_state
 from accesswatch.rules import load_rules
 from streams import store as store_module
 from streams.batch import run_batch
-from streams.store import StateStore, StoredState, decode_stored, encode_stored, stored
+from streams.store import StateStore, StoredState, decode_stored, encode_stored, encoded, stored
 from tests.core.force import HOUR, T0, build_force
 from tests.streams.test_batch import Msg, wire
 
@@ -43,7 +43,7 @@ def test_load_decodes_once_and_hands_out_the_same_live_object_afterwards(
     assert store.load("u1", 2) is first
     assert len(decodes) == 1
     assert store.load("nobody", 2) is None
-    assert store.stored[2][b"u1"] == raw(5.0)  # the stored record is untouched until stored
+    assert b"u1" not in store.stored[2]  # the record is let go: the live object is u1 now
 
 
 def test_a_member_changed_in_several_batches_is_encoded_once_per_checkpoint(
@@ -59,59 +59,62 @@ def test_a_member_changed_in_several_batches_is_encoded_once_per_checkpoint(
     monkeypatch.setattr(store_module, "encode_stored", counting)
     for t in (1.0, 2.0, 3.0):  # three batches between two checkpoints
         store.put({"u1": (Member(last_t=t), 2), "u2": (Member(last_t=t), 1)})
-    assert encodes == []  # nothing encoded by a batch
     changed = store.take_changed()
-    assert sorted(encodes) == [3.0, 3.0]  # once each, the latest state
-    assert {p: [(k, decode_state(v).last_t) for k, v in records]
-            for p, records in changed.items()} == {1: [(b"u2", 3.0)], 2: [(b"u1", 3.0)]}
+    assert encodes == []  # nothing encoded by a batch, nor by taking what changed
+    records = {p: list(encoded(r)) for p, r in changed.items()}
+    assert sorted(encodes) == [3.0, 3.0]  # once each as it goes out, the latest state
+    assert {p: [(k, decode_state(v).last_t) for k, v in r]
+            for p, r in records.items()} == {1: [(b"u2", 3.0)], 2: [(b"u1", 3.0)]}
     assert store.take_changed() == {} and len(encodes) == 2  # nothing changed since
 
 
-def test_take_changed_puts_what_it_encodes_into_stored() -> None:
+def test_a_checkpoint_keeps_no_copy_of_what_it_writes() -> None:
     store = holding(2)
     store.put({"u1": (Member(last_t=4.0), 2)}, {"u1": (2, 17)})
-    assert b"u1" not in store.stored[2]  # not stored until the checkpoint
-    [(key, value)] = store.take_changed()[2]
-    assert store.stored[2] == {key: value} == {b"u1": value}
+    [(key, value)] = encoded(store.take_changed()[2])
     back = decode_stored(value)
-    assert (back.last_t, back.applied) == (4.0, (2, 17))
-    assert sum(len(records) for records in store.stored.values()) == 1
-
-
-def test_as_stored_gives_the_checkpointed_version_not_the_live_one() -> None:
-    store = holding(2)
-    store.put({"u1": (Member(last_t=1.0), 2)})
-    store.take_changed()
+    assert (key, back.last_t, back.applied) == (b"u1", 4.0, (2, 17))
+    assert store.stored[2] == {}  # the changelog has it; the live object is u1
     live = store.load("u1", 2)
-    assert live is not None
-    live.last_t = 8.0  # a batch since the checkpoint
-    store.put({"u1": (live, 2)})
-    before = store.as_stored("u1", 2)
-    assert before is not None and before is not live and before.last_t == 1.0
-    assert store.as_stored("u1", 2) is not before  # a fresh object each time
-    assert store.as_stored("nobody", 2) is None
+    assert live is not None and live.last_t == 4.0
+
+
+def test_a_batch_that_may_be_retried_keeps_its_members_as_they_were() -> None:
+    store = holding(2)
+    store.restore(2, {b"u1": raw(1.0)}, 1)
+    load, before = store.rollback_loaders()
+    live = load("u1", 2)
+    assert live is not None and live.last_t == 1.0
+    live.last_t = 8.0  # the core changes it in place, then fails
+    copy = before("u1", 2)
+    assert copy is not None and copy is not live and copy.last_t == 1.0
+    assert before("u1", 2) is not copy  # a fresh object each time
+    assert load("nobody", 2) is None and before("nobody", 2) is None  # new in the batch
+    assert before("u2", 2) is None  # not in this batch
     assert store.load("u1", 2) is live  # the live one carries on
+    assert store.rollback_loaders()[1]("u1", 2) is None  # the copies are the batch's own
 
 
-def test_back_to_stored_drops_live_and_pending_changes_of_those_partitions_only() -> None:
+def test_going_back_reads_those_partitions_again_and_keeps_the_others() -> None:
     store = holding(1, 2)
     store.put({"u1": (Member(last_t=1.0), 1), "u2": (Member(last_t=1.0), 2)})
-    store.take_changed()
+    changelog = {p: dict(encoded(r)) for p, r in store.take_changed().items()}
     for uid, p in (("u1", 1), ("u2", 2)):
         live = store.load(uid, p)
         assert live is not None
         live.last_t = 5.0
         store.put({uid: (live, p)})
     store.put({"u9": (Member(last_t=5.0), 1)})  # new since the checkpoint
-    store.back_to_stored([1])
+    store.forget([1])
+    assert not store.holds(1)  # not to be read until read again
+    store.restore(1, changelog[1], 1)
     again = store.load("u1", 1)
-    assert again is not None and again.last_t == 1.0  # as the checkpoint stored it
+    assert again is not None and again.last_t == 1.0  # as the checkpoint wrote it
     assert store.load("u9", 1) is None
     kept = store.load("u2", 2)
     assert kept is not None and kept.last_t == 5.0  # partition 2 keeps its changes
     changed = store.take_changed()
-    assert list(changed) == [2] and decode_state(changed[2][0][1]).last_t == 5.0
-    assert store.holds(1) and decode_state(store.stored[1][b"u1"]).last_t == 1.0
+    assert list(changed) == [2] and [(k, s.last_t) for k, s in changed[2]] == [(b"u2", 5.0)]
 
 
 def test_forget_drops_a_partition_and_its_pending_changes() -> None:
@@ -149,20 +152,19 @@ class FailsMidBatch(Detector):
         return super().process_batch(events, states)
 
 
-def test_a_core_failure_retries_from_the_state_as_stored() -> None:
+def test_a_core_failure_retries_from_the_state_before_the_batch() -> None:
     # The live object was changed in place by the failed batch; the retry must not
-    # count those events twice, so it starts again from the checkpoint's copy.
+    # count those events twice, so it starts again from the batch's own copy.
     store = holding(1, 2)
     detector = FailsMidBatch(load_rules(), build_force())
     first = run_batch(detector, [Msg(wire("e0", "u1", T0 + HOUR), partition=2)],
-                      store.load, store.as_stored)
+                      *store.rollback_loaders())
     store.put(first.states, first.applied)
-    store.take_changed()
-    before = store.stored[2][b"u1"]
+    before = dict(encoded(store.take_changed()[2]))[b"u1"]
     batch = [Msg(wire("e1", "u1", T0 + 2 * HOUR), partition=2, offset=1),
              Msg(wire("e2", "u3", T0 + 2 * HOUR), partition=1, offset=2),
              Msg(wire("e3", "u1", T0 + 3 * HOUR), partition=2, offset=3)]
-    retried = run_batch(detector, batch, store.load, store.as_stored)
+    retried = run_batch(detector, batch, *store.rollback_loaders())
     clean = run_batch(Detector(load_rules(), build_force()), [batch[0], batch[2]],
                       lambda uid, p: decode_stored(before))
     assert retried.fallbacks == 1
