@@ -65,7 +65,7 @@ class Settings(BaseSettings):
     dlq_max_bytes: int = Field(512 * 1024, ge=1024, le=900_000)
 
     # --- processing ------------------------------------------------------------
-    batch_size: int = Field(1000, ge=1)
+    batch_size: int = Field(10_000, ge=1)
     batch_wait: float = Field(0.1, gt=0, description="seconds to wait to fill a batch "
                               "(FAST_PATH=false only; the Kafka source never waits)")
     fast_path: bool = Field(True, description="read events with a plain aiokafka consumer "

@@ -28,11 +28,22 @@ def parse_ts(value: str, field: str = "ts") -> float:
     >>> parse_ts("2026-03-02T08:00:00+01:00")
     1772434800.0
     """
-    if _PLAIN.match(value) is not None:
+    n = len(value)
+    # Nearly every event: UTC, whole seconds or milliseconds or microseconds.  With
+    # every separator in place ``fromisoformat`` takes only ASCII digits between them
+    # (tested against ``_PLAIN``), so the pattern need not run: a third of the cost.
+    if (value[n - 1:] == "Z" and (n == 20 or (n in (24, 27) and value[19] == "."))
+            and value[10] == "T" and value[4] == "-" and value[7] == "-" and value[13] == ":"
+            and value[16] == ":") or _PLAIN.match(value) is not None:
         try:
             return datetime.fromisoformat(value).timestamp()
         except ValueError:
-            pass  # a date that does not exist: the full path below says so
+            pass  # a date that does not exist, or not digits: the full path says
+    return _parse_strict(value, field)
+
+
+def _parse_strict(value: str, field: str) -> float:
+    """``parse_ts`` for every shape RFC 3339 allows (``t``, ``z``, offsets, 9 digits)."""
     m = _RFC3339.match(value)
     if m is None or m.group("zone") is None:
         raise InvalidRecord(_explain(value, field, m is not None), "bad_timestamp")

@@ -370,12 +370,15 @@ class Detector:
         # Past the horizon an alert can gain no evidence: it leaves the state.  Its
         # record of what was reported stays while a snapshot could still bring it
         # back (a snapshot holds alerts up to the horizon behind its own time).
-        for aid in [a for a, o in alerts.items() if o.end < cutoff]:
-            del alerts[aid]
+        # (Most members have none of these: each is looked at only when there is one.)
+        if alerts:
+            for aid in [a for a, o in alerts.items() if o.end < cutoff]:
+                del alerts[aid]
         joined = member.joined
-        for aid in [a for a, host in joined.items() if host not in alerts]:
-            del joined[aid]
-        if member.base_key is not None:
+        if joined:
+            for aid in [a for a, host in joined.items() if host not in alerts]:
+                del joined[aid]
+        if published and member.base_key is not None:
             gone = member.base_key[0] - self.horizon
             for aid in [a for a, p in published.items() if p.end < gone]:
                 del published[aid]

@@ -13,6 +13,8 @@ release decodes, the renamed parts start afresh and the rest carries on.
 
 from __future__ import annotations
 
+from operator import attrgetter
+
 import msgspec
 
 from accesswatch.core.alerts import Alert
@@ -92,11 +94,14 @@ _state_decoder = msgspec.msgpack.Decoder(UserState)
 _member_decoder = msgspec.msgpack.Decoder(Member)
 
 
+_state_values = attrgetter(*STATE_FIELDS)
+
+
 def state_of(member: UserState) -> UserState:
     """The rules' part of ``member`` (a shallow copy when it is a ``Member``)."""
     if type(member) is UserState:
         return member
-    return UserState(**{name: getattr(member, name) for name in STATE_FIELDS})
+    return UserState(*_state_values(member))
 
 
 def encode_state(state: UserState) -> bytes:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ from jsonschema import Draft202012Validator, FormatChecker
 
 from accesswatch.contract import decode_event
 from accesswatch.contract.schemas import schema
+from accesswatch.contract.timestamps import _PLAIN, _parse_strict, parse_ts
 from accesswatch.errors import InvalidRecord
 
 VALID: dict[str, Any] = {
@@ -240,3 +243,34 @@ def test_shipped_schemas_match_the_shared_contract() -> None:
         pytest.skip(f"no shared contract beside the checkout at {shared}")
     for kind in ("access_event", "staff", "subject", "case", "duty", "alert"):
         assert json.loads((shared / f"{kind}.schema.json").read_text()) == schema(kind), kind
+
+
+# ---- the timestamp shortcut never widens what is accepted --------------------
+SHAPES = ["2026-03-02T08:15:00Z", "2026-03-02T08:15:00.123Z", "2026-03-02T08:15:00.123456Z"]
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.sampled_from(SHAPES), st.lists(
+    st.tuples(st.integers(0, 26), st.sampled_from(list("0123456789-:.TtZz+ ,x\u0660\u00b2"))),
+    min_size=1, max_size=3))
+def test_the_common_shape_is_read_only_where_the_strict_pattern_would_read_it(
+        shape: str, edits: list[tuple[int, str]]) -> None:
+    """``parse_ts`` skips its pattern for the common shape; a changed character or two
+    (ASCII or other digits, separators, letters) must be read exactly as the strict
+    RFC 3339 pattern and ``fromisoformat`` read it, or refused."""
+    chars = list(shape)
+    for at, char in edits:
+        chars[at % len(chars)] = char
+    value = "".join(chars)
+    try:
+        got: float | str = parse_ts(value)
+    except InvalidRecord:
+        got = "refused"
+    want: float | str = "refused"
+    if _PLAIN.match(value):
+        with contextlib.suppress(ValueError):
+            want = datetime.fromisoformat(value).timestamp()
+    if want == "refused":
+        with contextlib.suppress(InvalidRecord):
+            want = _parse_strict(value, "ts")
+    assert got == want
