@@ -22,6 +22,10 @@ processed from its ``/healthz`` first answering (reference data loaded; events
 are held until then) to the ``/metrics`` sample (every 0.2 s) in which it has
 read them all.
 
+With ``--baseline REV`` an earlier revision's worker, rules only, takes its turns
+too; then the two are started together ``side_by_side`` times and drain the same
+events at the same moment, so the host's noise falls on both alike.
+
 Then, on the same broker: two workers in one group (``benchmarks/scale_out.py``),
 event→alert latency at steady rates (``benchmarks/latency.py``) and the
 worker's memory (``benchmarks/memory.py``).  Every process started here is
@@ -33,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import statistics
 import sys
 import time
 from dataclasses import dataclass, field
@@ -41,7 +46,7 @@ from typing import Any
 
 from benchmarks import readback
 from benchmarks.broker import LiveBenchError, Processes, free_port, noida_version, session, wait
-from benchmarks.workers import ROOT, TOPIC, Worker, cli, cpu_seconds, drain_deadline, env
+from benchmarks.workers import ROOT, TOPIC, Worker, cli, cpu_seconds, drain_deadline, env, get
 
 Samples = list[tuple[float, float]]  # (seconds, events so far)
 
@@ -58,6 +63,7 @@ class LiveOptions:
     latency_seconds: float = 40
     memory_forces: list[Path] = field(default_factory=list)  # forces to size the worker on
     baseline: str | None = None  # a git revision whose worker takes turns with this one
+    side_by_side: int = 4  # turns of this worker and the baseline's draining at once
 
 
 def cpu_ratio(rules: list[dict[str, Any]], model: list[dict[str, Any]]) -> float:
@@ -130,6 +136,8 @@ def _run(force: Path, opts: LiveOptions, address: str, work: Path,
                 run = _worker(procs, address, work, lines, f"baseline-{i}", tree=tree)
                 run.pop("alerts_by_id")  # its rules are its own: not compared
                 baseline.append(run)
+    together = [side_by_side(procs, address, work, lines, tree, i)
+                for i in range(opts.side_by_side if tree else 0)]
     naive_uvloop = _naive(procs, address, work, lines, "naive-uvloop", uvloop=True)
     expected = backtest_alerts(events, force)
     for w in workers:
@@ -162,6 +170,16 @@ def _run(force: Path, opts: LiveOptions, address: str, work: Path,
                                                                          strict=False)],
             "worker_cpu_us_per_event": [r["cpu_us_per_event"] for r in workers],
         })
+    if together:
+        out["side_by_side"] = {
+            "turns": together,
+            # this worker over the baseline's, turn by turn, and the median turn
+            "events_per_s": [t["events_per_s_ratio"] for t in together],
+            "cpu": [t["cpu_ratio"] for t in together],
+            "median_events_per_s": round(statistics.median(
+                t["events_per_s_ratio"] for t in together), 3),
+            "median_cpu": round(statistics.median(t["cpu_ratio"] for t in together), 3),
+        }
     if model is None:
         return out
     expected_model = backtest_alerts(events, force, model)
@@ -202,6 +220,54 @@ def _run(force: Path, opts: LiveOptions, address: str, work: Path,
             except LiveBenchError as e:
                 out[key] = {"error": str(e)}
     return out
+
+
+def side_by_side(procs: Processes, address: str, work: Path, total: int, tree: Path,
+                 turn: int) -> dict[str, Any]:
+    """This worker and the baseline's, rules only, started together and draining the same
+    pre-loaded events at the same time (each its own consumer group): whatever the host
+    does to one it does to the other.  Each is timed from its ``/healthz`` first answering
+    to the ``/metrics`` sample in which it has read every event, and its own CPU over that
+    span.  Ratios are this worker's events/s over the baseline's, and the baseline's CPU
+    an event over this one's: above 1, this one is faster."""
+    workers = []
+    for name, t in ((f"pair{turn}-worker", None), (f"pair{turn}-baseline", tree)):
+        environ = pipeline_env(address, name)
+        if t is not None:
+            environ["PYTHONPATH"] = os.pathsep.join([str(t), environ["PYTHONPATH"]])
+        cli(environ, work, "topics", "create")
+        workers.append(Worker(procs, name, environ, work))
+    began: dict[str, tuple[float, float]] = {}
+    ended: dict[str, tuple[float, float]] = {}
+
+    def drained() -> bool:
+        for w in workers:
+            if w.name in ended:
+                continue
+            w.check()
+            if w.name not in began:
+                if get(w.port, "/healthz")[0] == 200:
+                    began[w.name] = (time.perf_counter(), cpu_seconds(w.proc.pid))
+                continue
+            if w.metrics().get("accesswatch_events_consumed_total", 0) >= total:
+                ended[w.name] = (time.perf_counter(), cpu_seconds(w.proc.pid))
+        return len(ended) == len(workers)
+
+    try:
+        wait(drained, 180 + drain_deadline(total), f"two workers to read {total:,} events",
+             every=0.05)
+    finally:
+        for w in workers:
+            w.stop()
+    runs = []
+    for w in workers:
+        (t0, c0), (t1, c1) = began[w.name], ended[w.name]
+        runs.append({"events_per_s": round(total / (t1 - t0)),
+                     "cpu_us_per_event": round((c1 - c0) / total * 1e6, 2)})
+    this, base = runs
+    return {"worker": this, "baseline": base,
+            "events_per_s_ratio": round(this["events_per_s"] / base["events_per_s"], 3),
+            "cpu_ratio": round(base["cpu_us_per_event"] / this["cpu_us_per_event"], 3)}
 
 
 def ratio(a: dict[str, Any], b: dict[str, Any], digits: int) -> float | None:

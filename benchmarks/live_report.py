@@ -129,6 +129,39 @@ settings) took turns with this one, rules only, in this run (`--baseline {b['rev
 
 This revision ÷ `{b['revision']}`, best runs: **{ratio}** (a change must not make the worker
 slower: at least 1, {met}); turn by turn: {pairs}.
+{_side_by_side(live, b['revision'])}"""
+
+
+HEADER_SIDE = ("| turn | this revision, events/s | `{revision}`, events/s | ratio "
+               "| this revision, CPU µs an event | `{revision}`, CPU µs an event | ratio |\n"
+               "|---:|---:|---:|---:|---:|---:|---:|")
+
+
+def _side_by_side(live: dict[str, Any], revision: str) -> str:
+    """The two workers draining the same events at the same time (absent from older results)."""
+    s = live.get("side_by_side")
+    if not s:
+        return ""
+    rows = "\n".join(
+        f"| {i + 1} | {t['worker']['events_per_s']:,} | {t['baseline']['events_per_s']:,} | "
+        f"{t['events_per_s_ratio']} | {t['worker']['cpu_us_per_event']} | "
+        f"{t['baseline']['cpu_us_per_event']} | {t['cpu_ratio']} |"
+        for i, t in enumerate(s["turns"]))
+    met = "met" if s["median_events_per_s"] >= 1 else "**not met**"
+    return f"""
+Taking turns, each worker meets the host as it is at its turn, and on this shared
+2-core machine the same worker's drain moves by ±20% from one turn to the next. So
+the two are also started together and drain the same pre-loaded events at the same
+moment, each in its own consumer group, {len(s['turns'])} times: whatever the host does,
+it does to both. Each is timed from its `/healthz` first answering to the `/metrics`
+sample in which it has read every event; CPU is each one's own over that span.
+
+{HEADER_SIDE.format(revision=revision)}
+{rows}
+
+Side by side, this revision ÷ `{revision}`, median turn: **{s['median_events_per_s']}** in
+events/s ({met}), **{s['median_cpu']}** in CPU an event (the baseline's over this one's:
+above 1, this one does less work an event).
 """
 
 

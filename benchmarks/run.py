@@ -107,6 +107,9 @@ def main() -> None:
     parser.add_argument("--baseline", metavar="REV",
                         help="a git revision whose worker takes turns with this one in the "
                              "live runs, rules only (make bench: BENCH_BASELINE)")
+    parser.add_argument("--side-by-side", type=int, default=4, metavar="TURNS",
+                        help="with --baseline: turns of the two workers draining the same "
+                             "events at once (0: none)")
     parser.add_argument("--only", choices=("delivery", "console", "national"),
                         help="run only this section; its part of docs/BENCHMARKS.md is replaced, "
                              "the rest kept, and its figures go to results/<section>.json")
@@ -326,7 +329,7 @@ def live_options(args: argparse.Namespace, data: Path) -> LiveOptions:
     return LiveOptions(events=args.live_events, repeats=args.live_repeats, model=model,
                        scale_out=model and not args.no_scale_out, latency_rates=rates,
                        latency_seconds=args.latency_seconds, memory_forces=memory,
-                       baseline=args.baseline)
+                       baseline=args.baseline, side_by_side=args.side_by_side)
 
 
 def bench_model(data: Path, repeats: int) -> dict[str, object]:
