@@ -172,6 +172,7 @@ class RecordView(Generic[R]):
             key = id_at(row)
             cache[key] = make(row, key)
 
+
 class Pool:
     """Few distinct values (areas, flag sets) as small integer codes."""
 
