@@ -4,8 +4,8 @@ Two workers' batch handling side by side in one process: rules only, and rules +
 model (trained on the force's days 1-7).  Each takes the same batches of the
 force's first N events, as the live worker does: ``run_batch`` (decode, rules,
 features, scoring), then ``StateStore.put`` (the changed members noted) and,
-every 100 batches, a checkpoint's ``take_changed`` (each changed member encoded
-once; the changelog send itself is not measured).  The two take turns batch by
+every 100 batches, a checkpoint's ``take_changed`` and ``encoded`` (each changed
+member encoded once; the changelog send itself is not measured).  The two take turns batch by
 batch, each turn in a different order, so the machine's slow and fast moments
 fall on both alike: on a shared host the live drains swing by half between runs,
 and this ratio moves by a few hundredths.
