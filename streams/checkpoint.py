@@ -18,8 +18,9 @@ delivery, nothing lost and nothing published twice.  Its rules, in order:
    partition's state changelog to its end (``read_changelog``); read the alert
    and dead-letter partitions from the mark to their end, so nothing found
    there goes out again (``Outputs.prime``); hold again the versions the mark
-   says were held back.  Events come from the committed offset; those a
-   stored state already includes (``applied``) are skipped.
+   says were held back, and those of members stored after the last mark (a
+   checkpoint killed before its mark).  Events come from the committed offset;
+   those a stored state already includes (``applied``) are skipped.
 4. **Going back** (``rewind``): when the core fails on a batch, or a partition
    does not start at its committed offset, the partitions concerned go back to
    the last checkpoint: their state and marks are read again from the changelog,
@@ -139,17 +140,20 @@ class Checkpoint:
         started = time.monotonic()
         self.store.forget(partitions)
         self.outputs.forget(partitions)
-        records, ends = await asyncio.wait_for(read_changelog(self.settings, partitions),
-                                               RECOVERY_TIMEOUT)
+        back = await asyncio.wait_for(read_changelog(self.settings, partitions),
+                                      RECOVERY_TIMEOUT)
         for p in partitions:
-            self.store.restore(p, records[p], ends[p])
+            self.store.restore(p, back.records[p], back.ends[p])
         await asyncio.wait_for(self.outputs.prime(partitions, self.store.stored),
                                RECOVERY_TIMEOUT)
         for p in partitions:  # versions the previous owner held back go out with the next batch
-            await self.outputs.recover_held(p, self.store.load)
+            await self.outputs.recover_held(p, self.store.load,
+                                            [key.decode() for key in back.after_mark[p]])
         self.recovered |= partitions
-        log.info("partitions %s read back in %.1f s: %d members", sorted(partitions),
-                 time.monotonic() - started, sum(len(records[p]) for p in partitions))
+        cut_short = sum(len(back.after_mark[p]) for p in partitions)
+        log.info("partitions %s read back in %.1f s: %d members%s", sorted(partitions),
+                 time.monotonic() - started, sum(len(back.records[p]) for p in partitions),
+                 f" ({cut_short} stored by a checkpoint cut short)" if cut_short else "")
 
     # --- batches ---------------------------------------------------------------
 

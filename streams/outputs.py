@@ -25,7 +25,8 @@ So:
   publishes nothing it finds there again: a version whose content is already
   there is taken as published, any other goes out above the highest found;
 - the mark also names the members with versions held back; the worker that
-  takes the partition publishes them.
+  takes the partition publishes them, and those of any member stored after the
+  last mark (a checkpoint cut short between its members and its mark).
 
 The mark follows the members' records on the same changelog partition, so a
 mark that arrived vouches for every record before it.  A zombie (a worker cut
@@ -55,12 +56,13 @@ from streams.batch import BatchOutcome, Message
 from streams.connect import aiokafka_options
 from streams.metrics import Metrics
 from streams.settings import Settings
+from streams.store import NOT_A_MEMBER
 
 log = logging.getLogger("accesswatch.outputs")
 _encode = msgspec.json.Encoder().encode
 
-# 0xff never occurs in UTF-8, so no user id (a changelog key) can collide with a mark.
-MARK_PREFIX = b"\xffaccesswatch-outputs:"
+# Not a member's key (0xff never occurs in UTF-8): no user id can collide with a mark.
+MARK_PREFIX = NOT_A_MEMBER + b"accesswatch-outputs:"
 
 
 class Mark(msgspec.Struct, array_like=True):
@@ -218,13 +220,15 @@ class Outputs:
         self._note_held()
         return sent, touched
 
-    async def recover_held(self, partition: int, members: Callable[[str, int], Member | None]
-                           ) -> dict[str, tuple[Member, int]]:
-        """Hold again what the partition's previous owner held back (its mark names them):
-        the next release publishes it."""
+    async def recover_held(self, partition: int, members: Callable[[str, int], Member | None],
+                           unvouched: Iterable[str] = ()) -> dict[str, tuple[Member, int]]:
+        """Hold again what the partition's previous owner held back: the next release
+        publishes it.  The mark names its members; ``unvouched`` are members stored after
+        the last mark, by a checkpoint cut short (a kill between its members and its mark),
+        whose held versions no mark names."""
         touched: dict[str, tuple[Member, int]] = {}
         mark = self.covered.get(partition)
-        for uid in mark.held if mark is not None else ():  # the mark names them
+        for uid in sorted({*(mark.held if mark is not None else ()), *unvouched}):
             member = members(uid, partition)
             if member is None:
                 continue

@@ -30,6 +30,7 @@ still reads these records, and records without it decode with it unset.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from typing import NamedTuple
 
 import msgspec
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -39,6 +40,9 @@ from streams.connect import aiokafka_options
 from streams.settings import Settings
 
 Records = dict[bytes, bytes]  # changelog key → value
+# Keys of records that are not members (the outputs' marks) begin with a byte that never
+# occurs in UTF-8, so no user id can collide with one.
+NOT_A_MEMBER = b"\xff"
 
 
 class StoredState(Member):
@@ -167,12 +171,40 @@ async def changelog_ends(s: Settings, partitions: Iterable[int]) -> dict[int, in
         await consumer.stop()
 
 
-async def read_changelog(s: Settings, partitions: Iterable[int]
-                         ) -> tuple[dict[int, Records], dict[int, int]]:
-    """Each changelog partition from its start to its end: the last value of each key
-    (a tombstone deletes it), and the end offset read up to."""
+class Changelog(NamedTuple):
+    """Changelog partitions as read back (``read_changelog``), each by partition."""
+
+    records: dict[int, Records]  # the last value of each key
+    ends: dict[int, int]  # the end offset read up to
+    after_mark: dict[int, set[bytes]]  # member keys last written after the last mark
+
+
+def fold(into: Records, after_mark: set[bytes], key: bytes | None, value: bytes | None
+         ) -> None:
+    """One changelog record onto ``into``, a tombstone (``value`` None) deleting its key.
+
+    ``after_mark`` gathers the members written since the last mark: a checkpoint writes its
+    members, then its marks, so these are what a checkpoint cut short left.  Compaction
+    keeps each key's last record in place, so it does not change the answer."""
+    if key is None:
+        return
+    if key.startswith(NOT_A_MEMBER):
+        after_mark.clear()
+    elif value is None:
+        after_mark.discard(key)
+    else:
+        after_mark.add(key)
+    if value is None:
+        into.pop(key, None)
+    else:
+        into[key] = value
+
+
+async def read_changelog(s: Settings, partitions: Iterable[int]) -> Changelog:
+    """Each changelog partition from its start to its end (``Changelog``)."""
     tps = [TopicPartition(s.state_changelog, p) for p in sorted(set(partitions))]
     records: dict[int, Records] = {tp.partition: {} for tp in tps}
+    after_mark: dict[int, set[bytes]] = {tp.partition: set() for tp in tps}
     consumer = AIOKafkaConsumer(**aiokafka_options(s), group_id=None, enable_auto_commit=False,
                                 auto_offset_reset="earliest",
                                 max_partition_fetch_bytes=8 * 1024 * 1024)
@@ -187,15 +219,10 @@ async def read_changelog(s: Settings, partitions: Iterable[int]
                 todo.add(tp)
         while todo:
             for tp, batch in (await consumer.getmany(*todo, timeout_ms=500)).items():
-                into = records[tp.partition]
+                into, unvouched = records[tp.partition], after_mark[tp.partition]
                 for r in batch:
-                    if r.key is None:
-                        continue
-                    if r.value is None:
-                        into.pop(r.key, None)
-                    else:
-                        into[r.key] = r.value
+                    fold(into, unvouched, r.key, r.value)
             todo = {tp for tp in todo if await consumer.position(tp) < ends[tp]}
     finally:
         await consumer.stop()
-    return records, {tp.partition: ends[tp] for tp in tps}
+    return Changelog(records, {tp.partition: ends[tp] for tp in tps}, after_mark)

@@ -216,6 +216,20 @@ def alerts_settled(s: Settings, force: Force) -> bool:
     return {aid: content(a) for aid, a in got.items()} == force.alerts
 
 
+def differences(records: list[dict], force: Force) -> str:
+    """Which alerts' newest versions differ from the backtest's, and how, for a failure message."""
+    got = newest(records)
+    differ = sorted(aid for aid in got.keys() & force.alerts.keys()
+                    if content(got[aid]) != force.alerts[aid])
+    if not differ:
+        return "every alert equal to the backtest's"
+    first = differ[0]
+    ours, theirs = content(got[first]), force.alerts[first]
+    fields = {k: (ours.get(k), theirs.get(k)) for k in ours.keys() | theirs.keys()
+              if ours.get(k) != theirs.get(k)}
+    return f"{len(differ)} of {len(got)} differ; {first} (live, backtest): {fields}"
+
+
 def dead_letters(s: Settings) -> list[tuple[int, int, bytes]]:
     """(source partition, source offset, original bytes) of every dead letter."""
     out = []

@@ -29,6 +29,7 @@ from tests.reliability.harness import (
     committed_offsets,
     consumed,
     dead_letters,
+    differences,
     duplicates,
     end_offsets,
     kill9,
@@ -84,8 +85,8 @@ def test_kill_9_mid_replay_loses_nothing_and_repeats_no_alert(
         w2 = WorkerProcess(env, tmp_path, "crash-worker2")
         w2.wait_ready()
         assert replay.wait(120) == 0, replay.stderr.read().decode() if replay.stderr else ""
-        settled = quietly(lambda: wait_committed_to_end(s, timeout=90))
-        settled = settled and quietly(lambda: wait_until(
+        caught_up = quietly(lambda: wait_committed_to_end(s, timeout=90))
+        settled = caught_up and quietly(lambda: wait_until(
             lambda: alerts_settled(s, force), 30, "every alert at the backtest's content",
             every=0.3))
         ends = end_offsets(s, s.topic_events)
@@ -126,7 +127,9 @@ def test_kill_9_mid_replay_loses_nothing_and_repeats_no_alert(
                f"alerts missing {len(missing)}, unexpected {len(extra)}",
                f"events committed {committed:,} of {sent:,}",
                f"second worker restarted itself {restarts} times"]))
-    assert settled, f"the pipeline did not settle: {figures.line()}"
+    assert caught_up, f"the group did not commit to the end: {figures.line()}"
+    assert settled, (f"alerts did not reach the backtest's content: {figures.line()}; "
+                     f"{differences(records, force)}")
 
     assert sent == n and committed == sent
     assert 0 < done_by_w1 < n, "the kill should land after a commit and before the end"

@@ -18,15 +18,25 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
+from accesswatch.core import Detector
 from accesswatch.core.timeline import _decode_chunk
 from accesswatch.rules import load_rules
 from streams import checkpoint as checkpoint_module
 from streams.checkpoint import Checkpoint
 from streams.metrics import Metrics
-from streams.store import decode_stored
+from streams.outputs import mark_key
+from streams.store import Changelog, decode_stored, fold
 from tests.core.force import HOUR, T0, build_force
 from tests.streams.test_batch import Msg, wire
-from tests.streams.test_outputs import FakeProducer, Meta, no_tails, settings
+from tests.streams.test_outputs import (
+    ALERTS,
+    FakeProducer,
+    Meta,
+    _versions,
+    leaver,
+    no_tails,
+    settings,
+)
 from tests.streams.test_store import FailsMidBatch
 
 S = settings()
@@ -51,6 +61,7 @@ class Producer(FakeProducer):
     """``FakeProducer`` with batches: the state changelog, kept compacted per partition."""
 
     changelog: dict[int, dict[bytes, bytes]] = field(default_factory=lambda: defaultdict(dict))
+    log: dict[int, list[tuple[bytes, bytes]]] = field(default_factory=lambda: defaultdict(list))
 
     def create_batch(self) -> Batch:
         return Batch()
@@ -60,6 +71,7 @@ class Producer(FakeProducer):
         offset = self.ends.get((topic, partition), 0)
         self.ends[topic, partition] = offset + len(batch.records)
         self.changelog[partition].update(batch.records)
+        self.log[partition] += batch.records
         fut: asyncio.Future[Meta] = asyncio.get_running_loop().create_future()
         fut.set_result(Meta(topic, partition, offset))
         return fut
@@ -95,10 +107,11 @@ def test_a_core_failure_goes_back_to_the_checkpoint_and_counts_each_event_once(
     producer, source = Producer(), Source()
     reads: list[set[int]] = []
 
-    async def read_changelog(_: Any, partitions: Any) -> Any:
+    async def read_changelog(_: Any, partitions: Any) -> Changelog:
         reads.append(set(partitions))
-        return ({p: dict(producer.changelog[p]) for p in partitions},
-                {p: producer.ends.get((S.state_changelog, p), 0) for p in partitions})
+        return Changelog({p: dict(producer.changelog[p]) for p in partitions},
+                         {p: producer.ends.get((S.state_changelog, p), 0) for p in partitions},
+                         {p: set() for p in partitions})
 
     async def changelog_ends(_: Any, partitions: Any) -> dict[int, int]:
         return {p: producer.ends.get((S.state_changelog, p), 0) for p in partitions}
@@ -136,3 +149,52 @@ def test_a_core_failure_goes_back_to_the_checkpoint_and_counts_each_event_once(
     assert source.committed_offsets == {2: 4}  # the careful batch was checkpointed
     written = decode_stored(producer.changelog[2][b"u1"])
     assert logged_ids(written) == ["e0", "e1", "e3"] and written.applied == (2, 4)
+
+
+def test_a_version_held_by_a_checkpoint_cut_before_its_mark_still_goes_out(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kill lands between a checkpoint's members and its mark: the member's record
+    (its alert grown, the new version held back) is on the changelog, and no mark names
+    it.  The next owner still publishes that version, though the member has no more
+    events to report it."""
+    s = settings(alert_update_interval=60)
+    producer, source = Producer(), Source()
+
+    async def read_changelog(_: Any, partitions: Any) -> Changelog:
+        records: dict[int, dict[bytes, bytes]] = {p: {} for p in partitions}
+        after: dict[int, set[bytes]] = {p: set() for p in partitions}
+        for p in partitions:
+            for key, value in producer.log[p]:
+                fold(records[p], after[p], key, value)
+        return Changelog(records, {p: len(producer.log[p]) for p in partitions}, after)
+
+    async def changelog_ends(_: Any, partitions: Any) -> dict[int, int]:
+        return {p: len(producer.log[p]) for p in partitions}
+
+    monkeypatch.setattr(checkpoint_module, "read_changelog", read_changelog)
+    monkeypatch.setattr(checkpoint_module, "changelog_ends", changelog_ends)
+    no_tails(monkeypatch)  # nothing past the first mark: v1 is below it
+
+    def worker() -> Checkpoint:
+        cp = Checkpoint(s, Detector(load_rules(), build_force()), Metrics(CollectorRegistry()))
+        cp.source = source  # type: ignore[assignment]
+        cp.use(producer)
+        return cp
+
+    async def run() -> None:
+        first = worker()
+        await first.assigned({2})
+        await first.handle([leaver(0, 0)])  # u3, a leaver: AW-011 v1 goes out
+        await first._commit()  # a whole checkpoint: u3, then the mark
+        await first.handle([leaver(1, 1)])  # the alert grows; v2 waits out the interval
+        assert first.outputs.held
+        await first._commit()
+        [*members, mark] = producer.log[2][-2:]
+        assert mark[0] == mark_key(2) and members[0][0] == b"u3"
+        producer.log[2].pop()  # ... killed before the mark reached the broker
+        second = worker()
+        await second.assigned({2})
+        await second.tick()  # the held version is due at once
+
+    asyncio.run(run())
+    assert [(v, count) for _, v, count in _versions(producer.sent[ALERTS])] == [(1, 1), (2, 2)]

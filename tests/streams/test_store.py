@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from accesswatch.core import Detector, Member
 from accesswatch.core.state import decode_state, encode_state
 from accesswatch.rules import load_rules
 from streams import store as store_module
 from streams.batch import run_batch
-from streams.store import StateStore, StoredState, decode_stored, encode_stored, encoded, stored
+from streams.store import (
+    StateStore,
+    StoredState,
+    decode_stored,
+    encode_stored,
+    encoded,
+    fold,
+    stored,
+)
 from tests.core.force import HOUR, T0, build_force
 from tests.streams.test_batch import Msg, wire
 
@@ -173,3 +183,41 @@ def test_a_core_failure_retries_from_the_state_before_the_batch() -> None:
     # Compared as the core's UserState: the stored copy also says how far it goes.
     assert (decode_state(encode_state(retried.states["u1"][0]))
             == decode_state(encode_state(clean.states["u1"][0])))
+
+
+def test_fold_gathers_the_members_a_checkpoint_cut_short_wrote_after_the_last_mark() -> None:
+    into: dict[bytes, bytes] = {}
+    after: set[bytes] = set()
+    log = [(b"u1", b"a"), (b"u2", b"b"), (MARK, b"m1"),  # a checkpoint that finished
+           (b"u2", b"c"), (b"u3", b"d"), (b"u4", b"e"), (b"u4", None)]  # one cut short
+    for key, value in log:
+        fold(into, after, key, value)
+    assert into == {b"u1": b"a", b"u2": b"c", b"u3": b"d", MARK: b"m1"}
+    assert after == {b"u2", b"u3"}  # u4's tombstone leaves nothing to look at
+    fold(into, after, MARK, b"m2")
+    assert after == set()
+
+
+MARK = b"\xffaccesswatch-outputs:0"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(  # members, stored or deleted; marks, which are never deleted
+    st.tuples(st.sampled_from([b"u1", b"u2", b"u3"]),
+              st.one_of(st.none(), st.binary(min_size=1, max_size=2))),
+    st.tuples(st.just(MARK), st.binary(min_size=1, max_size=2)))))
+def test_fold_answers_the_same_after_compaction(log: list[tuple[bytes, bytes | None]]) -> None:
+    """A compacted changelog keeps each key's last record where it was (tombstones too,
+    for a while, then not): the members and those after the last mark are the same."""
+    def folded(records: list[tuple[bytes, bytes | None]]) -> tuple[dict, set]:
+        into: dict[bytes, bytes] = {}
+        after: set[bytes] = set()
+        for key, value in records:
+            fold(into, after, key, value)
+        return into, after
+
+    last = {key: i for i, (key, _) in enumerate(log)}
+    compacted = [r for i, r in enumerate(log) if last[r[0]] == i]
+    assert folded(compacted) == folded(log)
+    cleaned = [r for r in compacted if r[1] is not None]  # tombstones gone too
+    assert folded(cleaned) == folded(log)
