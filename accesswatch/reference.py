@@ -457,10 +457,11 @@ class ReferenceData:
         return (fingerprint(user), parse_ts_recent(rec.start), parse_ts_recent(rec.end)), user
 
     def _subject_values(self, rec: Any) -> tuple[Any, ...]:
-        flags = frozenset(f.strip().casefold() for f in rec.flags) if rec.flags else frozenset()
+        area, flags = rec.area, rec.flags
         return (_TYPE_CODES[rec.subject_type], _surname_key(rec.surname),
-                _postcode_key(rec.postcode), self.areas.code(rec.area) if rec.area else -1,
-                self.flagsets.code(flags))
+                _postcode_key(rec.postcode), self.areas.code(area) if area else -1,
+                self.flagsets.code(frozenset(f.strip().casefold() for f in flags))
+                if flags else 0)  # the empty set is code 0 (see ``__init__``)
 
     def _index(self, kind: str, row: int, rec: Any) -> None:
         """Keep the secondary indexes in step with one row just written."""
@@ -606,6 +607,39 @@ class ReferenceData:
         self._count_areas()
         self._own_records()
         self.staff.build_all()
+        meta: dict[str, Any] = manifest["meta"]
+        return meta
+
+    def take_subjects(self, directory: Path) -> dict[str, Any]:
+        """The subjects from a ``save`` of another ``ReferenceData``, in place of this
+        one's, which must have none yet; the saved ``meta``.
+
+        A cold read reads the subjects in a second process (``streams/reference_part``),
+        which writes them so.  Subjects have no index beside their table, and their
+        areas and flag sets are theirs alone, so they move whole.  ``SnapshotError``
+        says why they cannot be taken; nothing is changed then, unless the failure
+        comes while reading in files already verified."""
+        t = self.tables["subject"]
+        assert t.n == 0, "subjects are taken into an empty table"
+        try:
+            manifest = json.loads((directory / "manifest.json").read_text())
+            if manifest.get("format") != SNAPSHOT_FORMAT:
+                raise SnapshotError(f"{directory}: not of this format ({SNAPSHOT_FORMAT})")
+            entry = manifest["tables"]["subject"]
+            for name in entry["files"].values():
+                if _crc(directory / name) != manifest["checksums"][name]:
+                    raise SnapshotError(f"{directory / name}: corrupt (checksum)")
+            areas, flagsets = manifest["areas"], manifest["flagsets"]
+            t.load(directory, entry)
+        except SnapshotError:
+            raise
+        except (KeyError, TypeError, ValueError, OSError, AttributeError) as e:
+            raise SnapshotError(f"{directory}: its subjects cannot be taken "
+                                f"({type(e).__name__}: {e})") from None
+        self.areas = Pool(areas)
+        self.flagsets = Pool([frozenset(f) for f in flagsets])
+        self._count_areas()
+        self.subjects.cache.clear()
         meta: dict[str, Any] = manifest["meta"]
         return meta
 

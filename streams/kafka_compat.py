@@ -21,6 +21,13 @@ What is here fixes what no public setting can, each seen on this machine:
      sleep ``metadata_max_age_ms`` with one pending (aio-libs/aiokafka#712):
      asking for metadata, or waiting for it, now always wakes the task.
 
+3. **Records cost less to hand over.**  aiokafka wraps each record it reads in
+   a ``ConsumerRecord`` dataclass, whose generated ``__init__`` costs about a
+   microsecond: a sixth of a cold read of 6.7 M reference records, and as much
+   per event as a rule.  ``Record`` is a named tuple with the same fields in the
+   same order, read by name as the dataclass is (Faust's driver and ours only
+   read fields), built at a third of the cost.
+
 Written against the versions in ``TESTED``.  Any other aiokafka gets none of
 it: ``install`` says so in one line and the worker runs on the public API
 alone (correct, but it may spin on such brokers and stall after a restart).
@@ -32,12 +39,12 @@ import asyncio
 import functools
 import logging
 from importlib.metadata import version
-from typing import Any
+from typing import Any, NamedTuple
 
 from aiokafka import errors
 from aiokafka.client import AIOKafkaClient
 from aiokafka.conn import AIOKafkaConnection, CloseReason
-from aiokafka.consumer.fetcher import Fetcher
+from aiokafka.consumer.fetcher import Fetcher, PartitionRecords
 
 log = logging.getLogger("accesswatch.kafka")
 TESTED = {"aiokafka": ("0.12.", "0.13.", "0.14.")}  # version prefixes the patches are read on
@@ -47,7 +54,27 @@ _update = AIOKafkaClient._metadata_update
 _force = AIOKafkaClient.force_metadata_update
 _wait = AIOKafkaClient._maybe_wait_metadata
 _fetch = Fetcher._proc_fetch_request
+_consumer_record = PartitionRecords._consumer_record
 _backoff_seconds = 0.0
+
+
+class Record(NamedTuple):
+    """``aiokafka.ConsumerRecord``'s fields, in its order (a test checks they agree)."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int
+    timestamp_type: int
+    key: Any
+    value: Any
+    checksum: int | None
+    serialized_key_size: int
+    serialized_value_size: int
+    headers: tuple[tuple[str, bytes], ...]
+
+
+_new = tuple.__new__
 
 
 def untested() -> str | None:
@@ -61,7 +88,7 @@ def untested() -> str | None:
 
 
 def install(backoff_ms: int) -> bool:
-    """Apply both fixes to every aiokafka client in this process; False if refused."""
+    """Apply the fixes to every aiokafka client in this process; False if refused."""
     global _backoff_seconds
     why = untested()
     if why is not None:
@@ -75,6 +102,7 @@ def install(backoff_ms: int) -> bool:
         AIOKafkaClient.force_metadata_update = _force_metadata_update  # type: ignore[method-assign]
         AIOKafkaClient._maybe_wait_metadata = _maybe_wait_metadata  # type: ignore[method-assign]
         Fetcher._proc_fetch_request = _with_backoff  # type: ignore[method-assign]
+        PartitionRecords._consumer_record = _record  # type: ignore[method-assign]
     return True
 
 
@@ -96,6 +124,17 @@ async def _with_backoff(self: Fetcher, *args: Any, **kwargs: Any) -> bool:
             # As the original does: Fetcher.close() cancels and awaits its fetch tasks.
             return False
     return got_data
+
+
+@functools.wraps(_consumer_record)
+def _record(self: PartitionRecords, tp: Any, record: Any) -> Record:
+    key, value = record.key, record.value
+    return _new(Record, (  # type: ignore[call-overload]
+        tp.topic, tp.partition, record.offset, record.timestamp, record.timestamp_type,
+        self._key_deserializer(key) if self._key_deserializer else key,
+        self._value_deserializer(value) if self._value_deserializer else value,
+        record.checksum, len(key) if key is not None else -1,
+        len(value) if value is not None else -1, tuple(record.headers)))
 
 
 @functools.wraps(_send)

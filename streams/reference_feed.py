@@ -27,7 +27,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
-from accesswatch.contract.reference import KEY_FIELDS, decode_plain, decode_reference
+from accesswatch.contract.reference import KEY_FIELDS, decode_reference, plain_decoder
 from accesswatch.errors import InvalidRecord
 from accesswatch.reference import ReferenceData, SnapshotError
 from streams import kafka_compat, malloc
@@ -82,11 +82,7 @@ class ReferenceFeed:
                 delay = min(delay * 2, 30.0)
 
     async def _read(self) -> None:
-        consumer = AIOKafkaConsumer(**aiokafka_options(self.settings), group_id=None,
-                                    enable_auto_commit=False, auto_offset_reset="earliest",
-                                    # a cold read takes one partition at a time
-                                    max_partition_fetch_bytes=8 * 1024 * 1024,
-                                    fetch_max_bytes=16 * 1024 * 1024)
+        consumer = reference_consumer(self.settings)
         await consumer.start()
         # Reference topics are quiet once read: polling them every 10 ms took about 5% of
         # a busy worker's event loop (on brokers that answer an empty fetch at once).
@@ -108,8 +104,7 @@ class ReferenceFeed:
                          sum(max(0, ends[tp] - self.positions.get(tp, 0)) for tp in tps))
                 # Runs of decoded records are held while millions of objects come and go.
                 with malloc.fewer_collections():
-                    for tp in tps:
-                        await self._catch_up(consumer, tp, ends[tp])
+                    await self._cold_read(consumer, tps, ends)
             consumer.assign(tps)
             for tp in tps:
                 await self._seek(consumer, tp)
@@ -123,13 +118,68 @@ class ReferenceFeed:
         finally:
             await consumer.stop()
 
+    async def _cold_read(self, consumer: AIOKafkaConsumer, tps: list[TopicPartition],
+                         ends: dict[TopicPartition, int]) -> None:
+        """Every partition up to ``ends``: the subjects in a second process when there
+        are enough of them to be worth one (``streams/reference_part.py``)."""
+        apart = self._apart(tps, ends)
+        part = None
+        if apart:
+            from streams.reference_part import start_part
+
+            part = await start_part(self.settings, apart)
+            log.info("reference data: %d subject records read by a second process",
+                     sum(apart.values()))
+        try:
+            for tp in tps:
+                if tp not in apart:
+                    await self.catch_up(consumer, tp, ends[tp])
+            if part is not None:
+                await self._take_part(part, apart)
+        finally:
+            if part is not None:
+                part.close()
+        for tp in apart:  # what the second reader did not do, done here
+            await self.catch_up(consumer, tp, ends[tp])
+
+    def _apart(self, tps: list[TopicPartition], ends: dict[TopicPartition, int]
+               ) -> dict[TopicPartition, int]:
+        """The subject partitions to read in a second process: all of them, when none is
+        read yet and they hold at least ``reference_split_records``; else none."""
+        least = self.settings.reference_split_records
+        subjects = {tp: ends[tp] for tp in tps if self.kind_of[tp.topic] == "subject"}
+        fresh = self.ref.tables["subject"].n == 0 and not any(
+            self.positions.get(tp, 0) for tp in subjects)
+        return subjects if least and fresh and sum(subjects.values()) >= least else {}
+
+    async def _take_part(self, part: Any, apart: dict[TopicPartition, int]) -> None:
+        from streams.reference_part import PartFailed
+
+        try:
+            meta = await part.finish(self.ref)
+        except PartFailed as e:
+            log.warning("second reader of the subjects failed (%s); reading them here", e)
+            return
+        for name, offset in meta["positions"].items():
+            topic, partition = name.rsplit(":", 1)
+            self.positions[TopicPartition(topic, int(partition))] = int(offset)
+        for key, n in meta["applied"].items():
+            kind, op = key.split(":")
+            self.applied[key] += n
+            self.metrics.reference_update(kind, op).inc(n)
+            self._changed += n
+        self._gauge_sizes()
+        log.info("reference data: subjects taken from the second reader after %.1f s "
+                 "(its peak RSS %.0f MB)", time.monotonic() - part.started,
+                 meta["peak_rss_mb"])
+
     async def _seek(self, consumer: AIOKafkaConsumer, tp: TopicPartition) -> None:
         if tp in self.positions:
             consumer.seek(tp, self.positions[tp])
         else:
             await consumer.seek_to_beginning(tp)
 
-    async def _catch_up(self, consumer: AIOKafkaConsumer, tp: TopicPartition, end: int) -> None:
+    async def catch_up(self, consumer: AIOKafkaConsumer, tp: TopicPartition, end: int) -> None:
         """Read one partition up to ``end``, alone: a broker may answer a fetch with all
         it has of each partition asked for, and one partition at a time bounds that."""
         if self.positions.get(tp, 0) >= end:
@@ -258,15 +308,16 @@ class ReferenceFeed:
     def _load(self, topic: str, kind: str, records: list[ConsumerRecord],
               ops: Counter[str]) -> None:
         """``_apply_one`` for each record, in order, with ``apply_record``'s checks
-        inlined for speed (``decode_plain``) and the plainly valid ones handed over a
+        inlined for speed (``plain_decoder``) and the plainly valid ones handed over a
         run at a time (``load_many``); a record not plainly valid (or a tombstone)
         takes the full path, which applies it or refuses it saying why."""
         key_field = KEY_FIELDS[kind]
+        decode = plain_decoder(kind)
         keys: list[str] = []
         good: list[Any] = []
         for rec in records:
             try:
-                record = decode_plain(kind, rec.value)  # None (a tombstone) raises too
+                record = decode(rec.value)  # None (a tombstone) raises too
                 own = getattr(record, key_field)
                 if rec.key is not None and rec.key != own.encode("utf-8", "surrogatepass"):
                     raise ValueError("key mismatch")
@@ -284,6 +335,15 @@ class ReferenceFeed:
     def _gauge_sizes(self) -> None:
         for kind, n in self.ref.sizes().items():
             self.metrics.reference(kind).set(n)
+
+
+def reference_consumer(settings: Settings) -> AIOKafkaConsumer:
+    """A consumer of the reference topics: no group, no commits (not started)."""
+    return AIOKafkaConsumer(**aiokafka_options(settings), group_id=None,
+                            enable_auto_commit=False, auto_offset_reset="earliest",
+                            # a cold read takes one partition at a time
+                            max_partition_fetch_bytes=8 * 1024 * 1024,
+                            fetch_max_bytes=16 * 1024 * 1024)
 
 
 def _sizes(ref: ReferenceData) -> str:

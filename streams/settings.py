@@ -96,6 +96,10 @@ class Settings(BaseSettings):
                                                "reference snapshots once caught up (one is "
                                                "also written at catch-up and at a clean "
                                                "stop); 0: none written or read")
+    reference_split_records: int = Field(500_000, ge=0, description="a cold read of at "
+                                         "least this many subject records reads them in "
+                                         "a second process, on another core, while this "
+                                         "one reads the rest; 0: never")
     # A test hook: while this file exists the worker handles no batch (its timers,
     # lag and /metrics carry on), as a stuck worker would.  Unset in production.
     stall_file: Path | None = None
@@ -181,6 +185,19 @@ class Settings(BaseSettings):
     @property
     def leader_topic(self) -> str:
         return f"{self.app_id}-__assignor-__leader"
+
+    def plain(self) -> dict[str, Any]:
+        """The effective settings as JSON values, secrets included, for a child process
+        to validate back (``Settings.model_validate``) and read exactly the same."""
+        out: dict[str, Any] = {}
+        for name, value in self.model_dump().items():
+            if isinstance(value, SecretStr):
+                out[name] = value.get_secret_value()
+            elif isinstance(value, Path):
+                out[name] = str(value)
+            else:
+                out[name] = value
+        return out
 
     def masked(self) -> dict[str, Any]:
         """The effective settings as plain values, secrets replaced by a mask."""

@@ -7,6 +7,7 @@ snapshot that is corrupt or of another format is refused in one line.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ import pytest
 from accesswatch.contract.reference import Case, DutyPeriod
 from accesswatch.contract.timestamps import format_ts
 from accesswatch.reference import ReferenceData, SnapshotError
-from accesswatch.refstore import Directory, Lookup, Table, fingerprint
+from accesswatch.refstore import Directory, Lookup, Table, fingerprint, key_of
 from tests.core.force import HOUR, T0, build_force, person, staff
 
 IDS = ("u1", "u2", "hq1", "nobody")
@@ -251,3 +252,35 @@ def test_members_are_built_up_front_and_subjects_on_first_sight(tmp_path: Path) 
     again = ReferenceData()
     again.restore(tmp_path / "snap")
     assert set(again.staff.cache) == {"u1", "u2", "u3", "u9"} and not again.subjects.cache
+
+
+@pytest.mark.parametrize("repeats", [1, 2])
+def test_a_bulk_load_keeps_its_id_bytes_as_read_unless_many_were_dropped(
+        tmp_path: Path, repeats: int) -> None:
+    """Freezing a cold read moves no id bytes when nearly all are kept; when many rows
+    were dropped (each id here read twice), the blob holds only the bytes still used."""
+    t = Table({"v": "i8"}, payload=True)
+    t.loading = True
+    ids = [f"id-{i}" for i in range(5000)]
+    for r in range(repeats):
+        t.stage_many(ids, [(i * 10 + r,) for i in range(len(ids))],
+                     [f"p{i}.{r}".encode() for i in range(len(ids))])
+    t.freeze()
+    assert len(t.ids) == sum(len(k) for k in ids)  # nothing unused either way
+    assert isinstance(t.ids.base, bytearray) == (repeats == 1)  # the bytes as staged
+    back = Table({"v": "i8"}, payload=True)
+    back.load(tmp_path, t.save(tmp_path, "t"))
+    for table in (t, back):
+        assert all(table.id_at(table.find(k)) == k for k in ids)
+        assert all(table.payload_at(table.find(k)) == f"p{i}.{repeats - 1}".encode()
+                   and table.cols["v"][table.find(k)] == i * 10 + repeats - 1
+                   for i, k in enumerate(ids))
+
+
+def test_key_of_is_the_keyed_blake2b_of_the_text() -> None:
+    """Keys go into snapshots: however it is computed, it is this hash."""
+    for text in ("smith", "LS14AP", "o'brien-ßmith", "\udcff", "x" * 200):
+        direct = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8,
+                                 person=b"aw-ref-key").digest()
+        assert key_of(text) == (int.from_bytes(direct, "little", signed=True) or 1)
+    assert key_of("") == key_of(None) == 0

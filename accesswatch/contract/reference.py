@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Callable
 from typing import Any, Literal
 
 import msgspec
@@ -90,16 +91,25 @@ def decode_reference(kind: str, raw: bytes) -> Any:
     return record
 
 
-def decode_plain(kind: str, raw: bytes) -> Any:
-    """``decode_reference`` for a record as most are: one that needs no coercion.
+def plain_decoder(kind: str) -> Callable[[bytes], Any]:
+    """``decode_reference`` of ``kind`` for a record as most are: one that needs no
+    coercion.
 
     Anything else raises, saying nothing useful: the caller then asks
     ``decode_reference``, which accepts what it can and says why not.  The
-    reference feed's cold read decodes millions of records this way.
+    reference feed's cold read decodes millions of records this way; for a kind
+    with no times to check (subjects, most of them) it is msgspec's own decoder.
     """
-    record = _decoders[kind].decode(raw)
-    _check_times(kind, record)
-    return record
+    decode = _decoders[kind].decode
+    if kind not in _TIME_FIELDS:
+        return decode
+
+    def decode_checked(raw: bytes) -> Any:
+        record = decode(raw)
+        _check_times(kind, record)
+        return record
+
+    return decode_checked
 
 
 def _check_times(kind: str, record: Any) -> None:

@@ -11,12 +11,16 @@ task runs for real, only its request to the broker is stood in for.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import pytest
 from aiokafka import errors
 from aiokafka.client import AIOKafkaClient
 from aiokafka.conn import AIOKafkaConnection
-from aiokafka.consumer.fetcher import Fetcher
+from aiokafka.consumer.fetcher import Fetcher, PartitionRecords
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
+from aiokafka.record.memory_records import MemoryRecords
+from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from streams import kafka_compat as guards
 
@@ -139,6 +143,7 @@ def originals(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(AIOKafkaClient, "force_metadata_update", guards._force)
     monkeypatch.setattr(AIOKafkaClient, "_maybe_wait_metadata", guards._wait)
     monkeypatch.setattr(Fetcher, "_proc_fetch_request", guards._fetch)
+    monkeypatch.setattr(PartitionRecords, "_consumer_record", guards._consumer_record)
     monkeypatch.setattr(guards, "_backoff_seconds", guards._backoff_seconds)
 
 
@@ -152,6 +157,7 @@ def test_install_patches_every_client_once(monkeypatch: pytest.MonkeyPatch) -> N
     assert AIOKafkaClient.force_metadata_update is guards._force_metadata_update
     assert AIOKafkaClient._maybe_wait_metadata is guards._maybe_wait_metadata
     assert Fetcher._proc_fetch_request is guards._with_backoff
+    assert PartitionRecords._consumer_record is guards._record
     assert guards._backoff_seconds == 0.025
 
 
@@ -168,5 +174,38 @@ def test_install_refuses_an_aiokafka_it_was_not_checked_with(
     assert AIOKafkaClient.force_metadata_update is guards._force
     assert AIOKafkaClient._maybe_wait_metadata is guards._wait
     assert Fetcher._proc_fetch_request is guards._fetch
+    assert PartitionRecords._consumer_record is guards._consumer_record
     assert guards._backoff_seconds == 0.5  # untouched
     assert "running without the empty-fetch backoff" in caplog.text
+
+
+def _read_back(patched: bool, monkeypatch: pytest.MonkeyPatch,
+               deserialize: bool = False) -> list:  # type: ignore[type-arg]
+    """Records as aiokafka's fetcher hands them over, from one record batch."""
+    monkeypatch.setattr(PartitionRecords, "_consumer_record",
+                        guards._record if patched else guards._consumer_record)
+    builder = DefaultRecordBatchBuilder(magic=2, compression_type=0, is_transactional=0,
+                                        producer_id=-1, producer_epoch=-1, base_sequence=-1,
+                                        batch_size=1 << 20)
+    builder.append(0, timestamp=1_700_000_000_000, key=b"u1", value=b'{"a":1}', headers=[])
+    builder.append(1, timestamp=1_700_000_000_001, key=None, value=None,
+                   headers=[("accesswatch-reason", b"x")])
+    builder.append(2, timestamp=1_700_000_000_002, key=b"", value=b"", headers=[])
+    records = MemoryRecords(bytes(builder.build()))
+    decode = (lambda b: b.decode() if b is not None else None) if deserialize else None
+    return list(PartitionRecords(TopicPartition("ref.staff", 3), records, [], 0, decode,
+                                 decode, True, 0))
+
+
+@pytest.mark.parametrize("deserialize", [False, True])
+def test_records_are_consumer_records_field_for_field(
+        monkeypatch: pytest.MonkeyPatch, deserialize: bool) -> None:
+    """Every field aiokafka's ``ConsumerRecord`` has, by name and in order, with the
+    value aiokafka gives it: whoever reads a record by field cannot tell them apart."""
+    assert guards.Record._fields == tuple(f.name for f in dataclasses.fields(ConsumerRecord))
+    theirs = _read_back(False, monkeypatch, deserialize)
+    ours = _read_back(True, monkeypatch, deserialize)
+    assert [type(r) for r in ours] == [guards.Record] * 3
+    assert [dataclasses.astuple(r) for r in theirs] == [tuple(r) for r in ours]
+    assert ours[1].headers == (("accesswatch-reason", b"x"),) and ours[1].key is None
+    assert (ours[0].serialized_key_size, ours[1].serialized_value_size) == (2, -1)
