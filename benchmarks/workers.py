@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -91,6 +92,36 @@ def memory_mb(pid: int) -> dict[str, float]:
           if k in ("VmRSS", "VmHWM")}
     return {"rss_mb": round(kb.get("VmRSS", 0) / 1024, 1),
             "peak_rss_mb": round(kb.get("VmHWM", 0) / 1024, 1)}
+
+
+class TreePeak:
+    """The highest VmRSS of ``pid`` and its children together, sampled every ``every``
+    seconds from start to ``stop`` (a child's peak only counts while it runs beside its
+    parent's figure of that moment; VmHWM alone cannot say that)."""
+
+    def __init__(self, pid: int, every: float = 0.1) -> None:
+        self.pid, self.every, self.peak_mb = pid, every, 0.0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._done.wait(self.every):
+            pids = [self.pid, *_children(self.pid)]
+            total = sum(memory_mb(p).get("rss_mb", 0.0) for p in pids)
+            self.peak_mb = max(self.peak_mb, round(total, 1))
+
+    def stop(self) -> float:
+        self._done.set()
+        self._thread.join()
+        return self.peak_mb
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
 
 
 def cpu_seconds(pid: int | None = None) -> float:

@@ -97,7 +97,10 @@ def test_the_report_gives_each_target_its_verdict() -> None:
     r = _result()
     text = report_national(r)
     assert text.startswith("\n## Reference data at national scale\n")
-    assert text.count(": met") == 6 and "not met" not in text
+    assert text.count(": met") == 7 and "not met" not in text  # cold RSS: two rows
+    together = copy.deepcopy(r)  # the worker within, but not with its second reader beside
+    together["cold"].update(second_reader_peak_mb=700.0, peak_with_children_mb=1600.0)
+    assert report_national(together).count("**not met**") == 2
     worse = copy.deepcopy(r)
     worse["restart"]["snapshot_used"] = False
     worse["cold"]["after_events"] = {"rss_mb": 1000.0, "peak_rss_mb": 2000.0}
@@ -105,7 +108,7 @@ def test_the_report_gives_each_target_its_verdict() -> None:
                                "only_live_by_rule": {"R01": 1}, "only_backtest_by_rule": {},
                                "records": 13, "republished": 1}
     text = report_national(worse)
-    assert text.count("**not met**") == 3 and "no snapshot used" in text
+    assert text.count("**not met**") == 4 and "no snapshot used" in text
     assert "ids **differ**" in text and "R01 ×1" in text
 
 
