@@ -127,15 +127,20 @@ class ReferenceFeed:
         if apart:
             from streams.reference_part import start_part
 
-            part = await start_part(self.settings, apart)
-            log.info("reference data: %d subject records read by a second process",
-                     sum(apart.values()))
+            try:
+                part = await start_part(self.settings, apart)
+            except OSError as e:  # no room in the data dir, say: read them here
+                log.warning("could not start a second reader of the subjects (%s); reading "
+                            "them here", e)
+            else:
+                log.info("reference data: %d subject records read by a second process",
+                         sum(apart.values()))
         try:
             for tp in tps:
                 if tp not in apart:
                     await self.catch_up(consumer, tp, ends[tp])
             if part is not None:
-                await self._take_part(part, apart)
+                await self._take_part(part)
         finally:
             if part is not None:
                 part.close()
@@ -152,7 +157,7 @@ class ReferenceFeed:
             self.positions.get(tp, 0) for tp in subjects)
         return subjects if least and fresh and sum(subjects.values()) >= least else {}
 
-    async def _take_part(self, part: Any, apart: dict[TopicPartition, int]) -> None:
+    async def _take_part(self, part: Any) -> None:
         from streams.reference_part import PartFailed
 
         try:

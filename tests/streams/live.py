@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -15,6 +16,7 @@ import urllib.request
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -201,6 +203,20 @@ def prometheus_query(base: str, promql: str, expected: float, timeout: float = 6
     with contextlib.suppress(AssertionError):  # the caller's assert shows the last value
         wait_until(answered, timeout, f"Prometheus to answer {promql} with {expected}", every=0.5)
     return last[0]
+
+
+def read_until_ready(feed: Any, timeout: float = 120) -> None:
+    """Run a ``ReferenceFeed`` until it has caught up (its ``ready``), then stop it."""
+    async def read() -> None:
+        task = asyncio.create_task(feed.run())
+        try:
+            await asyncio.wait_for(feed.ready.wait(), timeout)
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    asyncio.run(read())
 
 
 def live_force(broker: str, work: Path, *, staff: int, seed: int, **settings: str

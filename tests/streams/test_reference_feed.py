@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +95,7 @@ def test_a_cold_read_takes_one_partition_at_a_time(broker: str, tmp_path: Path,
     from accesswatch.reference import load_reference_dir
     from streams.metrics import Metrics
     from streams.reference_feed import ReferenceFeed
-    from tests.streams.live import live_force
+    from tests.streams.live import live_force, read_until_ready
 
     _env, s, force = live_force(broker, tmp_path, staff=60, seed=5, ref_partitions="3")
     sizes: list[int] = []
@@ -111,16 +109,6 @@ def test_a_cold_read_takes_one_partition_at_a_time(broker: str, tmp_path: Path,
     ref = ReferenceData()
     feed = ReferenceFeed(s, ref, Metrics(CollectorRegistry()),
                          dict.fromkeys(s.ref_topics.values(), 3))
-
-    async def read() -> None:
-        task = asyncio.create_task(feed.run())
-        try:
-            await asyncio.wait_for(feed.ready.wait(), 120)
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    asyncio.run(read())
+    read_until_ready(feed)
     assert sizes[-1] == 12 and sizes[:-1] and set(sizes[:-1]) == {1}, sizes
     assert ref.sizes() == load_reference_dir(force)[0].sizes()

@@ -9,7 +9,6 @@ reader that fails leaves the subjects to the worker.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import sys
@@ -27,7 +26,7 @@ from streams import reference_part
 from streams.metrics import Metrics
 from streams.reference_feed import ReferenceFeed
 from streams.settings import Settings
-from tests.streams.live import live_force
+from tests.streams.live import live_force, read_until_ready
 
 pytestmark = pytest.mark.broker
 
@@ -60,17 +59,7 @@ def _read(s: Settings, split: int) -> tuple[ReferenceData, ReferenceFeed]:
     ref = ReferenceData()
     feed = ReferenceFeed(s, ref, Metrics(CollectorRegistry()),
                          dict.fromkeys(s.ref_topics.values(), PARTITIONS))
-
-    async def read() -> None:
-        task = asyncio.create_task(feed.run())
-        try:
-            await asyncio.wait_for(feed.ready.wait(), 120)
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    asyncio.run(read())
+    read_until_ready(feed)
     return ref, feed
 
 
@@ -98,21 +87,27 @@ def test_a_second_reader_holds_the_subjects_as_the_worker_would(
     assert not list(s.data_path.glob("*/reference-part-*")), "its files are removed"
 
 
+@pytest.mark.parametrize("how", ["exits", "cannot start"])
 def test_a_second_reader_that_fails_leaves_the_subjects_to_the_worker(
         broker: str, tmp_path: Path, caplog: pytest.LogCaptureFixture,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch: pytest.MonkeyPatch, how: str) -> None:
     _env, s, _force = live_force(broker, tmp_path, staff=60, seed=6,
                                  ref_partitions=str(PARTITIONS))
 
-    async def dies(settings: Settings, ends: Any) -> reference_part.Part:
+    async def fails(settings: Settings, ends: Any) -> reference_part.Part:
+        if how == "cannot start":
+            raise OSError(28, "No space left on device")
         proc = await asyncio.create_subprocess_exec(sys.executable, "-c", "raise SystemExit(3)")
         tmp = tempfile.TemporaryDirectory(dir=tmp_path)
         return reference_part.Part(proc, Path(tmp.name) / "subjects", tmp)
 
     alone = _held(*_read(s, 0), [])
-    monkeypatch.setattr(reference_part, "start_part", dies)
+    monkeypatch.setattr(reference_part, "start_part", fails)
     with caplog.at_level(logging.INFO, "accesswatch.reference"):
         failed = _held(*_read(s, 1), [])
-    assert "second reader of the subjects failed (it exited with 3); reading them here" \
-        in caplog.text
+    said = {"exits": "second reader of the subjects failed (it exited with 3); reading them "
+                     "here",
+            "cannot start": "could not start a second reader of the subjects ([Errno 28] No "
+                            "space left on device); reading them here"}[how]
+    assert said in caplog.text
     assert failed == alone and alone["sizes"]["subject"] > 0
