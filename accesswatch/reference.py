@@ -25,7 +25,7 @@ import shutil
 import zlib
 from array import array
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -579,26 +579,14 @@ class ReferenceData:
             raise
 
     def _restore(self, directory: Path) -> dict[str, Any]:
+        manifest = _manifest(directory)
         try:
-            manifest = json.loads((directory / "manifest.json").read_text())
-        except FileNotFoundError:
-            raise SnapshotError(f"{directory}: no snapshot") from None
-        except (OSError, ValueError) as e:
-            raise SnapshotError(f"{directory}/manifest.json: unreadable ({e})") from None
-        if not isinstance(manifest, dict) or manifest.get("format") != SNAPSHOT_FORMAT:
-            raise SnapshotError(f"{directory}: not a snapshot of this format "
-                                f"({SNAPSHOT_FORMAT})")
-        try:
-            for name, crc in manifest["checksums"].items():
-                path = directory / name
-                if not path.is_file() or _crc(path) != crc:
-                    raise SnapshotError(f"{path}: missing or corrupt (checksum does not match)")
+            _verify(directory, manifest, manifest["checksums"])
             for kind, t in self.tables.items():
                 t.load(directory, manifest["tables"][kind])
             for name in self.LOOKUPS:
                 getattr(self, f"_{name}").load(directory, manifest["lookups"][name])
-            self.areas = Pool(manifest["areas"])
-            self.flagsets = Pool([frozenset(f) for f in manifest["flagsets"]])
+            self.areas, self.flagsets = _pools(manifest)
         except SnapshotError:
             raise
         except (KeyError, TypeError, ValueError, OSError) as e:
@@ -621,23 +609,18 @@ class ReferenceData:
         comes while reading in files already verified."""
         t = self.tables["subject"]
         assert t.n == 0, "subjects are taken into an empty table"
+        manifest = _manifest(directory)
         try:
-            manifest = json.loads((directory / "manifest.json").read_text())
-            if manifest.get("format") != SNAPSHOT_FORMAT:
-                raise SnapshotError(f"{directory}: not of this format ({SNAPSHOT_FORMAT})")
             entry = manifest["tables"]["subject"]
-            for name in entry["files"].values():
-                if _crc(directory / name) != manifest["checksums"][name]:
-                    raise SnapshotError(f"{directory / name}: corrupt (checksum)")
-            areas, flagsets = manifest["areas"], manifest["flagsets"]
+            _verify(directory, manifest, entry["files"].values())
+            pools = _pools(manifest)
             t.load(directory, entry)
         except SnapshotError:
             raise
         except (KeyError, TypeError, ValueError, OSError, AttributeError) as e:
             raise SnapshotError(f"{directory}: its subjects cannot be taken "
                                 f"({type(e).__name__}: {e})") from None
-        self.areas = Pool(areas)
-        self.flagsets = Pool([frozenset(f) for f in flagsets])
+        self.areas, self.flagsets = pools
         self._count_areas()
         self.subjects.cache.clear()
         meta: dict[str, Any] = manifest["meta"]
@@ -676,6 +659,33 @@ def _fp(text: str) -> int:
 
 class SnapshotError(Exception):
     """A snapshot that cannot be used; its message is one line for the log."""
+
+
+def _manifest(directory: Path) -> dict[str, Any]:
+    """A snapshot's manifest, read and of this format, or ``SnapshotError`` saying why."""
+    try:
+        manifest = json.loads((directory / "manifest.json").read_text())
+    except FileNotFoundError:
+        raise SnapshotError(f"{directory}: no snapshot") from None
+    except (OSError, ValueError) as e:
+        raise SnapshotError(f"{directory}/manifest.json: unreadable ({e})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != SNAPSHOT_FORMAT:
+        raise SnapshotError(f"{directory}: not a snapshot of this format "
+                            f"({SNAPSHOT_FORMAT})")
+    return manifest
+
+
+def _verify(directory: Path, manifest: dict[str, Any], names: Iterable[str]) -> None:
+    """Each named file there, its checksum the manifest's; else ``SnapshotError``."""
+    for name in names:
+        path = directory / name
+        if not path.is_file() or _crc(path) != manifest["checksums"][name]:
+            raise SnapshotError(f"{path}: missing or corrupt (checksum does not match)")
+
+
+def _pools(manifest: dict[str, Any]) -> tuple[Pool, Pool]:
+    """The subjects' areas and flag sets, as ``save`` wrote them."""
+    return Pool(manifest["areas"]), Pool([frozenset(f) for f in manifest["flagsets"]])
 
 
 def _crc(path: Path) -> int:

@@ -66,16 +66,13 @@ class Part:
 
     async def finish(self, ref: ReferenceData) -> dict[str, Any]:
         """Wait for it, and move its subjects into ``ref``; its ``meta``, or
-        ``PartFailed``."""
+        ``PartFailed``.  ``close`` it after, whatever happened."""
+        if await self.proc.wait() != 0:  # it said why in the log (its stderr is ours)
+            raise PartFailed(f"it exited with {self.proc.returncode}")
         try:
-            if await self.proc.wait() != 0:  # it said why in the log (its stderr is ours)
-                raise PartFailed(f"it exited with {self.proc.returncode}")
-            try:
-                return ref.take_subjects(self.out)
-            except SnapshotError as e:
-                raise PartFailed(str(e)) from None
-        finally:
-            self.close()
+            return ref.take_subjects(self.out)
+        except SnapshotError as e:
+            raise PartFailed(str(e)) from None
 
     def close(self) -> None:
         """Stop it if it still runs, and remove what it wrote (a table taken stays

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -189,22 +190,17 @@ class Settings(BaseSettings):
     def plain(self) -> dict[str, Any]:
         """The effective settings as JSON values, secrets included, for a child process
         to validate back (``Settings.model_validate``) and read exactly the same."""
-        out: dict[str, Any] = {}
-        for name, value in self.model_dump().items():
-            if isinstance(value, SecretStr):
-                out[name] = value.get_secret_value()
-            elif isinstance(value, Path):
-                out[name] = str(value)
-            else:
-                out[name] = value
-        return out
+        return self._values(SecretStr.get_secret_value)
 
     def masked(self) -> dict[str, Any]:
         """The effective settings as plain values, secrets replaced by a mask."""
+        return self._values(lambda secret: MASK if secret.get_secret_value() else "")
+
+    def _values(self, secret: Callable[[SecretStr], str]) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for name, value in self.model_dump().items():
             if isinstance(value, SecretStr):
-                out[name] = MASK if value.get_secret_value() else ""
+                out[name] = secret(value)
             elif isinstance(value, Path):
                 out[name] = str(value)
             else:

@@ -219,8 +219,7 @@ def alerts_settled(s: Settings, force: Force) -> bool:
 def differences(records: list[dict], force: Force) -> str:
     """Which alerts' newest versions differ from the backtest's, and how, for a failure message."""
     got = newest(records)
-    differ = sorted(aid for aid in got.keys() & force.alerts.keys()
-                    if content(got[aid]) != force.alerts[aid])
+    differ = _differing(got, force)
     if not differ:
         return "every alert equal to the backtest's"
     first = differ[0]
@@ -228,6 +227,12 @@ def differences(records: list[dict], force: Force) -> str:
     fields = {k: (ours.get(k), theirs.get(k)) for k in ours.keys() | theirs.keys()
               if ours.get(k) != theirs.get(k)}
     return f"{len(differ)} of {len(got)} differ; {first} (live, backtest): {fields}"
+
+
+def _differing(got: dict[str, dict], force: Force) -> list[str]:
+    """Ids of the alerts in both whose newest version differs from the backtest's."""
+    return sorted(aid for aid in got.keys() & force.alerts.keys()
+                  if content(got[aid]) != force.alerts[aid])
 
 
 def dead_letters(s: Settings) -> list[tuple[int, int, bytes]]:
@@ -247,9 +252,7 @@ def assert_every_output_once(records: list[dict], dlq: list[tuple[int, int, byte
     got = newest(records)
     assert set(got) == force.expected
     assert duplicates(records) == 0, Counter(_versions(records)).most_common(3)
-    differ = [aid for aid, a in got.items() if content(a) != force.alerts[aid]]
-    assert not differ, (f"{len(differ)} of {len(got)} alerts differ from the backtest's, e.g. "
-                        f"{content(got[differ[0]])} != {force.alerts[differ[0]]}")
+    assert not _differing(got, force), differences(records, force)
     assert len(dlq) == len({(p, o) for p, o, _ in dlq}) == len(force.invalid)
 
 
